@@ -350,11 +350,23 @@ def _check_graph(
             if indegree[dst] == 0:
                 heapq.heappush(ready, position[dst])
     if len(order) != len(ids):
-        cyclic = sorted(n for n in ids if indegree[n] > 0)
+        cyclic = _on_cycles({n for n in ids if indegree[n] > 0}, consumers)
         raise ValueError(f"the edges form a cycle through nodes {cyclic}; a spec must be a DAG.")
     if order[-1] != sinks[0]:  # pragma: no cover - a DAG's unique sink is last in Kahn order
         raise AssertionError("unique sink must come last")
     return {n: tuple(v) for n, v in inputs.items()}, tuple(order)
+
+
+def _on_cycles(left: set[str], consumers: Mapping[str, list[str]]) -> list[str]:
+    """Of the nodes Kahn's algorithm could not order, those on (or between) cycles."""
+    changed = True
+    while changed:
+        changed = False
+        for n in sorted(left):
+            if not any(c in left for c in consumers[n]):
+                left.discard(n)
+                changed = True
+    return sorted(left)
 
 
 def spec_from_layers(
