@@ -1,0 +1,13 @@
+"""Ways to score a candidate network; training knows nothing of Optuna."""
+
+from optuna_nas.evaluation._training import TrainingConfig
+from optuna_nas.evaluation._training import TrainingResult
+from optuna_nas.evaluation._training import evaluate_accuracy
+from optuna_nas.evaluation._training import train_model
+
+__all__ = [
+    "TrainingConfig",
+    "TrainingResult",
+    "evaluate_accuracy",
+    "train_model",
+]
