@@ -37,8 +37,9 @@ class TrainingConfig:
         lr: Initial learning rate.
         momentum: SGD momentum; for Adam and AdamW it is ``beta1``, the same role (the decay of
             the gradient's moving average), so its default 0.9 is Adam's default too.
-        nesterov: Use Nesterov momentum with SGD (needs ``momentum > 0``). Adam and AdamW
-            have no Nesterov form in this loop, so with them this flag has no effect.
+        nesterov: Use Nesterov momentum with SGD (needs ``momentum > 0``). ``None`` (the
+            default) means True for SGD; Adam and AdamW have no Nesterov form in this loop, so
+            ``nesterov=True`` with them is an error rather than silently ignored.
         weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW) on all parameters.
         schedule: ``"cosine"`` anneals the learning rate once per epoch from ``lr`` towards 0
             over ``epochs`` epochs (SGDR without restarts, Loshchilov & Hutter, 2017), as
@@ -55,7 +56,7 @@ class TrainingConfig:
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
-    nesterov: bool = True
+    nesterov: bool | None = None
     weight_decay: float = 5e-4
     schedule: Literal["cosine", "constant"] = "cosine"
     label_smoothing: float = 0.0
@@ -77,7 +78,12 @@ class TrainingConfig:
         momentum = self.momentum
         if not 0 <= momentum < 1:
             raise ValueError(f"`0 <= momentum < 1` must hold, but got {momentum=}.")
-        if self.optimizer == "sgd" and self.nesterov and momentum == 0:
+        if self.optimizer != "sgd" and self.nesterov:
+            raise ValueError(
+                f"`nesterov=True` applies to optimizer='sgd' only, but got "
+                f"optimizer={self.optimizer!r}; leave nesterov unset for Adam/AdamW."
+            )
+        if self.optimizer == "sgd" and self.nesterov is not False and momentum == 0:
             raise ValueError(
                 "`momentum > 0` must hold for SGD with nesterov=True, but got momentum=0; "
                 "pass nesterov=False for plain SGD."
@@ -275,7 +281,7 @@ def _make_optimizer(params: list[nn.Parameter], config: TrainingConfig) -> torch
             params,
             lr=config.lr,
             momentum=config.momentum,
-            nesterov=config.nesterov,
+            nesterov=config.nesterov is not False,
             weight_decay=config.weight_decay,
         )
     betas = (config.momentum, 0.999)

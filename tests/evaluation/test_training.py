@@ -185,6 +185,10 @@ def test_empty_and_malformed_loaders_are_rejected(digits: DataSplits) -> None:
         ({"lr": float("nan")}, "`lr` must be finite and > 0, but got lr=nan."),
         ({"momentum": 1.0}, "`0 <= momentum < 1` must hold, but got momentum=1.0."),
         ({"momentum": 0.0}, "`momentum > 0` must hold for SGD with nesterov=True"),
+        (
+            {"optimizer": "adam", "nesterov": True},
+            "`nesterov=True` applies to optimizer='sgd' only",
+        ),
         ({"weight_decay": -1e-4}, "`weight_decay` must be finite and >= 0, but got weight_decay="),
         ({"schedule": "step"}, "`schedule` must be one of ('cosine', 'constant'), but got 'step'"),
         ({"label_smoothing": 1.0}, "`0 <= label_smoothing < 1` must hold, but got label_smo"),
