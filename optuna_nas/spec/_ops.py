@@ -145,10 +145,13 @@ def _spatial(
     node: str, op: str, hw: tuple[int, int], kernel: int, stride: int, pad: int
 ) -> tuple[int, int]:
     h, w = hw
-    if kernel > h or kernel > w:
+    # With `pad` on each side, every kernel tap touches the input somewhere iff pad <= size - 1;
+    # beyond that, weights only ever see padding (a 3x3 conv on a 1x1 map).
+    if kernel > min(h, w) + 2 * pad or pad > min(h, w) - 1:
         raise ValueError(
             f"node {node!r}: op {op!r} has an effective kernel of {kernel}, larger than its "
-            f"{h}x{w} input feature map; use a smaller kernel or fewer strided layers before it."
+            f"{h}x{w} input feature map can use (padding {pad}: some weights would only ever "
+            "see padding); use a smaller kernel or fewer strided layers before it."
         )
     if h // stride == 0 or w // stride == 0:
         raise ValueError(

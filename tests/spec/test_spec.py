@@ -35,6 +35,19 @@ def small_spec(**metadata: Any) -> ArchitectureSpec:
     )
 
 
+def test_kernel_may_exceed_a_small_map_while_every_weight_sees_input() -> None:
+    ok = _build([("x", "conv", {"channels": 4, "kernel": 15}, ["input"]), *_head("x")])
+    assert ok.shape("x") == (4, 8, 8)
+    with pytest.raises(ValueError, match=r"kernel of 3, larger than its 1x1 input feature map"):
+        _build(
+            [
+                ("p", "max_pool", {"kernel": 1, "stride": 8}, ["input"]),
+                ("x", "conv", {"channels": 4, "kernel": 3}, ["p"]),
+                *_head("x"),
+            ]
+        )
+
+
 def test_shapes_are_inferred() -> None:
     spec = small_spec()
     assert spec.shape("input") == (1, 8, 8)
@@ -165,9 +178,9 @@ BAD_SPECS: list[tuple[str, Any, type[Exception], str]] = [
     ),
     (
         "kernel larger than the feature map",
-        lambda: _build([("x", "conv", {"channels": 4, "kernel": 9}, ["input"]), *_head("x")]),
+        lambda: _build([("x", "conv", {"channels": 4, "kernel": 17}, ["input"]), *_head("x")]),
         ValueError,
-        r"node 'x': .*kernel of 9, larger than its 8x8 input feature map",
+        r"node 'x': .*kernel of 17, larger than its 8x8 input feature map can use",
     ),
     (
         "stride shrinks a dimension to zero",
