@@ -234,9 +234,8 @@ class CellSpace(SearchSpace):
     ) -> CellSpace:
         """The NAS-Bench-201 space: its op set, 4-node cells and 3 stages (CIFAR-10 defaults).
 
-        Built with :func:`optuna_nas.nn.build_model`, the CIFAR-10 network has the benchmark's
-        parameter count plus 96: the builder gives a ``conv`` without batch norm a bias, and
-        NAS-Bench-201's two 1x1 shortcut convs (32 and 64 channels) have none.
+        Built with :func:`optuna_nas.nn.build_model`, the CIFAR-10 network has exactly the
+        benchmark's parameter count (``params_m``), checked on its table.
         """
         return cls(
             input_shape=input_shape,

@@ -258,7 +258,8 @@ OPS: Mapping[str, OpDef] = {
             Role.TERM,
             _conv_shape,
             "Convolution with optional batch norm and activation, in `order` "
-            "(conv_bn_act, or act_conv_bn: NAS-Bench-201's ReLU-Conv-BN).",
+            "(conv_bn_act, or act_conv_bn: NAS-Bench-201's ReLU-Conv-BN); the convolution has "
+            "a bias only if `bias` is true.",
             channels=Field(int, minimum=1),
             kernel=Field(int, minimum=1, odd=True),
             stride=Field(int, 1, minimum=1),
@@ -266,6 +267,7 @@ OPS: Mapping[str, OpDef] = {
             groups=Field(int, 1, minimum=1),
             activation=_ACT,
             bn=Field(bool, True),
+            bias=Field(bool, False),
             order=Field(str, "conv_bn_act", choices=CONV_ORDERS),
         ),
         _op(

@@ -89,6 +89,9 @@ class Node:
     def __hash__(self) -> int:
         return hash((self.id, self.op, tuple(sorted(self.config.items()))))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # mappingproxy does not pickle; rebuild instead
+        return (Node, (self.id, self.op, dict(self.config)))
+
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "op": self.op, "config": dict(self.config)}
 
@@ -134,6 +137,9 @@ class ArchitectureSpec:
 
     def __hash__(self) -> int:
         return hash(self.to_json())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and deepcopy through the validated dict
+        return (ArchitectureSpec.from_dict, (self.to_dict(),))
 
     # ------------------------------------------------------------------ graph queries
 

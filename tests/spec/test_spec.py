@@ -76,6 +76,16 @@ def test_spec_is_immutable() -> None:
         spec.nodes[1].config["channels"] = 3  # type: ignore[index]
 
 
+def test_pickle_and_deepcopy() -> None:
+    import copy
+    import pickle
+
+    spec = small_spec(space="test")
+    assert pickle.loads(pickle.dumps(spec)) == spec
+    assert copy.deepcopy(spec) == spec
+    assert copy.deepcopy(spec.nodes[1]) == spec.nodes[1]
+
+
 def test_json_round_trip() -> None:
     spec = small_spec(space="test", note={"a": [1, 2.5]})
     text = spec.to_json()
