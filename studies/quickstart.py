@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_nas.data import load_digits
+from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import pareto_table
@@ -37,13 +38,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
 
     data = load_digits(seed=args.seed)
     space = ChainSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
+    evaluator = FullTraining(data, training=TrainingConfig(epochs=args.epochs), batch_size=64)
     objective = NASObjective(
-        space,
-        data,
-        objectives=("val_accuracy", "params"),
-        training=TrainingConfig(epochs=args.epochs, lr=0.05),
-        batch_size=64,
-        seed=args.seed,
+        space, evaluator, objectives=("val_accuracy", "params"), seed=args.seed
     )
     study = optuna.create_study(
         storage=args.storage,

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 import pytest
 
 from optuna_nas.data import load_digits
+from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.metrics import count_params
 from optuna_nas.objective import NASObjective
@@ -30,7 +31,9 @@ def digits():  # type: ignore[no-untyped-def]
 def test_trial_records_spec_hash_and_metrics(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     space = ChainSpace(input_shape=digits.input_shape, num_outputs=digits.num_classes)
     objective = NASObjective(
-        space, digits, objectives=("val_accuracy", "params"), training=TrainingConfig(epochs=2)
+        space,
+        FullTraining(digits, training=TrainingConfig(epochs=2)),
+        objectives=("val_accuracy", "params"),
     )
     storage = f"sqlite:///{tmp_path / 'nas.db'}"
     study = optuna.create_study(
@@ -56,7 +59,9 @@ def test_trial_records_spec_hash_and_metrics(digits, tmp_path: Path) -> None:  #
 def test_single_objective_reports_and_prunes(digits) -> None:  # type: ignore[no-untyped-def]
     space = ChainSpace(input_shape=digits.input_shape, num_outputs=digits.num_classes)
     objective = NASObjective(
-        space, digits, objectives=("val_accuracy",), training=TrainingConfig(epochs=3)
+        space,
+        FullTraining(digits, training=TrainingConfig(epochs=3)),
+        objectives=("val_accuracy",),
     )
     # No 1-epoch network reaches 100% validation accuracy, so every trial is pruned at epoch 1.
     study = optuna.create_study(
@@ -74,10 +79,14 @@ def test_single_objective_reports_and_prunes(digits) -> None:  # type: ignore[no
 def test_objective_rejects_bad_arguments(digits) -> None:  # type: ignore[no-untyped-def]
     space = ChainSpace(input_shape=(3, 8, 8), num_outputs=10)
     with pytest.raises(ValueError, match=r"the space builds networks for input_shape=\(3, 8, 8\)"):
-        NASObjective(space, digits, training=TrainingConfig(epochs=1))
+        NASObjective(space, FullTraining(digits, training=TrainingConfig(epochs=1)))
     space = ChainSpace(input_shape=digits.input_shape, num_outputs=10)
     with pytest.raises(ValueError, match=r"`objectives` must be distinct names from"):
-        NASObjective(space, digits, objectives=("accuracy",), training=TrainingConfig(epochs=1))
+        NASObjective(
+            space,
+            FullTraining(digits, training=TrainingConfig(epochs=1)),
+            objectives=("accuracy",),
+        )
 
 
 def test_quickstart_resumes_and_plain_optuna_reads_it(tmp_path: Path) -> None:

@@ -1,0 +1,113 @@
+"""The evaluator interface: how one candidate spec is scored.
+
+An evaluator turns a spec into objective values (validation accuracy, at least) and metrics.
+The per-trial pipeline (:class:`optuna_nas.objective.NASObjective`) calls it after the cheap,
+pre-training checks; it never sees an Optuna trial, only a ``report(step, value) -> bool``
+callback that may stop it (the pipeline adapts that to ``trial.report`` / ``should_prune``).
+Evaluators that share state across trials through the study (a supernet in the artifact store)
+receive the study once through :meth:`Evaluator.attach`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+
+import torch
+
+from optuna_nas.data import DataSplits
+from optuna_nas.data import make_loaders
+from optuna_nas.evaluation._training import TrainingConfig
+from optuna_nas.evaluation._training import train_model
+from optuna_nas.nn import build_model
+from optuna_nas.spec import ArchitectureSpec
+
+if TYPE_CHECKING:
+    import optuna
+
+Report = Callable[[int, float], bool]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """What an evaluator found for one spec.
+
+    Attributes:
+        values: Objective values by name, e.g. ``{"val_accuracy": 0.97}`` (a fraction).
+        metrics: JSON-serialisable extras stored as trial user attrs (cost, curve, ...).
+        stopped_early: True when ``report`` asked to stop before the end (the trial is pruned).
+        model: The trained model, when the evaluator trained one (for latency or weights).
+    """
+
+    values: Mapping[str, float]
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    stopped_early: bool = False
+    model: torch.nn.Module | None = None
+
+
+class Evaluator(abc.ABC):
+    """Scores a spec; see the module docstring.
+
+    ``data`` is the data set the evaluator scores on, when it has one; the pipeline checks up
+    front that the search space builds networks for it.
+    """
+
+    data: DataSplits | None = None
+
+    def attach(self, study: optuna.Study) -> None:  # noqa: B027 - optional hook
+        """Called by the pipeline with the study before each evaluation; default: nothing."""
+
+    @abc.abstractmethod
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        """Score ``spec``; ``seed`` seeds weight init and data order for this candidate."""
+
+
+class FullTraining(Evaluator):
+    """Train the candidate from scratch with :func:`train_model` and report every epoch."""
+
+    data: DataSplits
+
+    def __init__(
+        self,
+        data: DataSplits,
+        *,
+        training: TrainingConfig,
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size >= 1` must hold, but got {batch_size=}.")
+        self.data = data
+        self.training = training
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        torch.manual_seed(seed)
+        model = build_model(spec)
+        train, val, _ = make_loaders(self.data, batch_size=self.batch_size, seed=seed)
+        result = train_model(
+            model,
+            train,
+            val,
+            config=self.training,
+            device=self.device,
+            report=report,
+            input_shape=spec.input_shape,
+        )
+        return Evaluation(
+            values={"val_accuracy": result.final_val_accuracy},
+            metrics={
+                "val_accuracy_curve": list(result.val_accuracy_history),
+                "train_seconds": round(result.train_seconds, 3),
+                "epochs_run": result.epochs_run,
+                "diverged": result.diverged,
+            },
+            stopped_early=result.stopped_early,
+            model=model,
+        )
