@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import pytest
 
@@ -12,6 +10,7 @@ from optuna_nas.spaces import NB201_OPS
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import nb201_arch_to_params
 from optuna_nas.spaces import params_to_nb201_arch
+from tests.nasbench import nasbench_csv
 
 BEST = (
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"
@@ -25,18 +24,10 @@ BEST_PARAMS = {
     "cell/edge_3_1/op": "nor_conv_3x3",
     "cell/edge_3_2/op": "nor_conv_3x3",
 }
-CSV_PATH = Path(
-    os.environ.get(
-        "NASBENCH201_CSV",
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "nasbench" / "nb201_cifar10.csv",
-    )
-)
 
 
 def read_table() -> list[dict[str, str]]:
-    if not CSV_PATH.is_file():
-        pytest.skip(f"NAS-Bench-201 table not found at {CSV_PATH}; set NASBENCH201_CSV to it.")
-    with CSV_PATH.open(newline="") as f:
+    with nasbench_csv().open(newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -2,35 +2,24 @@
 
 (a) cells that the benchmark's own ``unique_str`` calls equal get equal hashes (we may merge
 more, never less); (b) under our documented rules the space falls into exactly 4,930 classes.
-The table's path comes from ``NASBENCH201_CSV`` (default: ``../shared/nasbench/`` beside the
-repository).
+The table is found by :func:`tests.nasbench.nasbench_csv`.
 """
 
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 import pytest
 
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import nb201_arch_to_params
 from optuna_nas.spec import canonical_hash
-
-CSV = Path(
-    os.environ.get(
-        "NASBENCH201_CSV",
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "nasbench" / "nb201_cifar10.csv",
-    )
-)
+from tests.nasbench import nasbench_csv
 
 
 @pytest.fixture(scope="module")
 def hashes() -> list[tuple[str, str, str]]:
-    if not CSV.is_file():
-        pytest.skip(f"NAS-Bench-201 table not found at {CSV}; set NASBENCH201_CSV to its path")
-    with CSV.open() as f:
+    with nasbench_csv().open() as f:
         rows = list(csv.DictReader(f))
     # One cell per stage is enough: the same cell is stacked everywhere, so whole-network
     # hashes are equal exactly when cell hashes are.
@@ -63,7 +52,7 @@ def test_number_of_classes(hashes: list[tuple[str, str, str]]) -> None:
 def test_disconnected_cells_form_one_class(hashes: list[tuple[str, str, str]]) -> None:
     # The 341 cells whose input never reaches the output score chance (10%) in the benchmark
     # and compute zero under our rules: one class, however the benchmark spells them.
-    with CSV.open() as f:
+    with nasbench_csv().open() as f:
         chance = {r["arch"] for r in csv.DictReader(f) if float(r["test_acc_200ep"]) <= 10.0}
     assert len(chance) == 341
     assert len({h for a, _, h in hashes if a in chance}) == 1
