@@ -1,47 +1,315 @@
-"""The ``optuna-nas`` command: read NAS studies from their storage."""
+"""The ``optuna-nas`` command: run NAS studies, report on them, view them, export the winner.
+
+Every subcommand reads the study from its storage alone. Errors are printed as one line
+(``--debug`` shows the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from collections.abc import Sequence
-import json
+import importlib.util
+from pathlib import Path
+import sys
+from typing import Any
 
 import optuna
 
 from optuna_nas import __version__
-from optuna_nas.report import pareto_table
+
+_EPILOGS = {
+    "run": """examples:
+  optuna-nas run studies/quickstart.py --trials 20 --timeout 600
+  optuna-nas run studies/mobile_latency.py --trials 30 -- --max-latency-ms 2
+  optuna-nas run my_study.toml --trials 40       # a config file, see below
+
+A .py study script must define main(argv); --trials N and --timeout S are passed on to it as
+'--trials N --timeout S', followed by every argument after '--'.
+A .toml/.json config holds: study_name, storage (required), space (chain|cell|mobile),
+sampler (a create_sampler name: random, tpe, gp, nsga2, evolution, ...), objectives (a list),
+data (digits|mnist_5k), epochs, batch_size, seed, trials, timeout.
+Rerunning the same command resumes the study up to --trials finished trials.""",
+    "report": """examples:
+  optuna-nas report --storage sqlite:///quickstart.db --study quickstart
+  optuna-nas report --storage sqlite:///quickstart.db --study quickstart --out report/
+  optuna-nas report --storage sqlite:///q.db --study q --reference-point 0.5,60000
+
+--out writes report.json, front.csv (or top_k.csv), history.csv, report.txt and the figures
+(Pareto front, histories, hypervolume history) as PNG and interactive HTML.""",
+    "dashboard": """examples:
+  optuna-nas dashboard --storage sqlite:///quickstart.db        # http://127.0.0.1:8080
+  optuna-nas dashboard --storage sqlite:///quickstart.db --port 8081 --artifact-dir art/
+
+The artifact store defaults to X.artifacts/ next to a sqlite database X.db.""",
+    "annotate": """examples:
+  optuna-nas annotate --storage sqlite:///quickstart.db --study quickstart
+
+Adds an architecture diagram (architecture.svg) and a Markdown note to every trial that
+stores a spec, for studies run without attach_architecture.""",
+    "export": """examples:
+  optuna-nas export --storage sqlite:///quickstart.db --study quickstart --best --out winner/
+  optuna-nas export --storage sqlite:///q.db --study q --best --objective val_accuracy \\
+      --max-params 20000 --retrain 20 --out winner/
+  optuna-nas export --storage sqlite:///q.db --study q --trial 7 --out trial7/
+
+Writes spec.json, state_dict.pt, model.pt2 (torch.export) and export.json. Weights: retrained
+(--retrain), else saved in the study by save_weights (found in --artifact-dir), else none.""",
+    "spec": """examples:
+  optuna-nas spec --storage sqlite:///quickstart.db --study quickstart --trial 3""",
+}
 
 
-def _load(args: argparse.Namespace) -> optuna.Study:
-    return optuna.load_study(study_name=args.study_name, storage=args.storage)
+class CommandError(Exception):
+    """A user error, printed as one line."""
 
 
-def _pareto(args: argparse.Namespace) -> None:
-    print(pareto_table(_load(args)))
+def _studies(storage: str) -> list[str]:
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage=storage))
+
+
+def _check_storage(storage: str) -> None:
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and not Path(storage[len(prefix) :]).is_file():
+        raise CommandError(f"--storage {storage!r}: no such database file.")
+
+
+def load(storage: str, study: str | None) -> optuna.Study:
+    """Load a study; without a name, the storage's only study. Errors list the studies."""
+    _check_storage(storage)
+    names = _studies(storage)
+    if study is None:
+        if len(names) != 1:
+            raise CommandError(f"--study is required: {storage} holds studies {names}.")
+        study = names[0]
+    if study not in names:
+        raise CommandError(f"no study {study!r} in {storage}; its studies are {names}.")
+    return optuna.load_study(study_name=study, storage=storage)
+
+
+def _artifact_store(args: argparse.Namespace, *, create: bool) -> Any:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_nas.report import default_artifact_dir
+
+    folder = Path(args.artifact_dir) if args.artifact_dir else default_artifact_dir(args.storage)
+    if not folder.is_dir():
+        if not create:
+            return None
+        folder.mkdir(parents=True)
+    return FileSystemArtifactStore(str(folder))
+
+
+def _run(args: argparse.Namespace, extra: list[str]) -> None:
+    target = Path(args.target)
+    if not target.is_file():
+        raise CommandError(f"run: no such study script or config {str(target)!r}.")
+    if target.suffix in (".toml", ".json"):
+        if extra:
+            raise CommandError(f"run: a config takes no extra arguments, but got {extra}.")
+        from optuna_nas._runconfig import load_run_config
+        from optuna_nas._runconfig import run_config
+        from optuna_nas.report import report
+
+        study = run_config(load_run_config(target), trials=args.trials, timeout=args.timeout)
+        print(report(study).to_text())
+        return
+    if target.suffix != ".py":
+        raise CommandError(f"run: expected a .py script or a .toml/.json config, got {target}.")
+    spec = importlib.util.spec_from_file_location(f"optuna_nas_study_{target.stem}", target)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"run: cannot import {target}.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    main = getattr(module, "main", None)
+    if not callable(main):
+        raise CommandError(f"run: {target} defines no main(argv) function.")
+    argv = [*(["--trials", str(args.trials)] if args.trials is not None else [])]
+    argv += ["--timeout", str(args.timeout)] if args.timeout is not None else []
+    main(argv + [a for a in extra if a != "--"])
+
+
+def _report(args: argparse.Namespace) -> None:
+    from optuna_nas.report import report
+
+    reference = None
+    if args.reference_point:
+        try:
+            reference = [float(v) for v in args.reference_point.split(",")]
+        except ValueError:
+            raise CommandError(
+                f"--reference-point must be comma-separated numbers, got {args.reference_point!r}."
+            ) from None
+    summary = report(
+        load(args.storage, args.study),
+        out_dir=args.out,
+        top_k=args.top_k,
+        reference=reference,
+        plots=not args.no_plots,
+    )
+    print(summary.to_text())
+    if args.out:
+        print(
+            f"\nWrote {', '.join(sorted(p.name for p in Path(args.out).iterdir()))} to {args.out}"
+        )
+
+
+def _dashboard(args: argparse.Namespace) -> None:
+    from optuna_nas.report import default_artifact_dir
+    from optuna_nas.report import run_dashboard
+
+    _check_storage(args.storage)
+    folder = args.artifact_dir or default_artifact_dir(args.storage)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} (artifacts: {folder})", flush=True)
+    run_dashboard(args.storage, artifact_dir=folder, host=args.host, port=args.port)
+
+
+def _annotate(args: argparse.Namespace) -> None:
+    from optuna_nas.report import annotate_study
+
+    study = load(args.storage, args.study)
+    done = annotate_study(
+        study, artifact_store=_artifact_store(args, create=True), overwrite=args.overwrite
+    )
+    print(f"annotated {len(done)} trial(s) of {study.study_name!r}: {done}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from optuna_nas.export import export_trial
+    from optuna_nas.export import select_trial
+    from optuna_nas.report import format_value
+
+    if args.trial is None and not args.best:
+        raise CommandError("export: give --trial N or --best.")
+    study = load(args.storage, args.study)
+    objective: str | int | None = args.objective
+    if args.objective is not None and args.objective.isdigit():
+        objective = int(args.objective)
+    trial = select_trial(
+        study,
+        trial=args.trial,
+        objective=objective,
+        max_latency_ms=args.max_latency_ms,
+        max_params=args.max_params,
+    )
+    result = export_trial(
+        study,
+        trial,
+        args.out,
+        artifact_store=_artifact_store(args, create=False),
+        retrain_epochs=args.retrain,
+        seed=args.seed,
+    )
+    values = ", ".join(
+        f"{k}={format_value(v)}"
+        for k, v in zip(study.metric_names or [], trial.values or [], strict=False)
+    )
+    print(f"exported trial {trial.number} ({values}) to {result.out_dir}/")
+    print(f"  weights: {result.weights}")
+    if result.test_accuracy is not None:
+        print(f"  test accuracy after retraining: {result.test_accuracy:.4f}")
+    print(f"  files: {', '.join(p.name for p in result.files.values())}")
 
 
 def _spec(args: argparse.Namespace) -> None:
-    study = _load(args)
-    trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
-    if not trials or "spec" not in trials[0].user_attrs:
-        raise SystemExit(f"trial {args.trial} of study {args.study_name!r} has no stored spec.")
-    print(json.dumps(trials[0].user_attrs["spec"], indent=2, sort_keys=True))
+    from optuna_nas.export import select_trial
+    from optuna_nas.report import stored_spec
+
+    spec = stored_spec(select_trial(load(args.storage, args.study), trial=args.trial))
+    print(spec.to_json(indent=2) if spec is not None else "")
+
+
+def _storage_args(p: argparse.ArgumentParser, *, study: bool = True) -> None:
+    p.add_argument("--storage", required=True, help="an Optuna storage URL, e.g. sqlite:///q.db")
+    if study:
+        p.add_argument(
+            "--study", "--study-name", dest="study", help="study name (optional if only one)"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``optuna-nas`` (one subparser per command)."""
+    parser = argparse.ArgumentParser(prog="optuna-nas", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[..., None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=_EPILOGS[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", _run, "run (or resume) a study script or config with a trial and time budget")
+    p.add_argument("target", help="a study script (.py with main(argv)) or a .toml/.json config")
+    p.add_argument("--trials", type=int, help="finished trials wanted in the study in total")
+    p.add_argument("--timeout", type=float, help="seconds this run may take")
+
+    p = add("report", _report, "print the Pareto front / top trials, hypervolume and history")
+    _storage_args(p)
+    p.add_argument("--out", help="folder for JSON, CSV, PNG and HTML files")
+    p.add_argument("--top-k", type=int, default=10, help="rows of a single-objective report")
+    p.add_argument("--reference-point", help="hypervolume reference point, e.g. 0.5,60000")
+    p.add_argument("--no-plots", action="store_true", help="with --out: skip the figures")
+
+    p = add("dashboard", _dashboard, "start optuna-dashboard with the study's artifact store")
+    _storage_args(p, study=False)
+    p.add_argument("--artifact-dir", help="artifact folder (default: X.artifacts next to X.db)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+
+    p = add("annotate", _annotate, "add architecture diagrams and notes to an existing study")
+    _storage_args(p)
+    p.add_argument("--artifact-dir", help="artifact folder (default: X.artifacts next to X.db)")
+    p.add_argument("--overwrite", action="store_true", help="redo trials that have a diagram")
+
+    p = add("export", _export, "rebuild a trial's model and save spec, weights, torch.export")
+    _storage_args(p)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="the trial number to export")
+    which.add_argument("--best", action="store_true", help="the best feasible trial")
+    p.add_argument("--objective", help="with --best: the objective (name or index) to optimise")
+    p.add_argument("--max-latency-ms", type=float, help="with --best: latency limit")
+    p.add_argument("--max-params", type=int, help="with --best: parameter limit")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--artifact-dir", help="where save_weights stored weights (default: next to db)"
+    )
+    p.add_argument("--retrain", type=int, metavar="EPOCHS", help="retrain from scratch first")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation / retraining")
+
+    p = add("spec", _spec, "print the architecture spec JSON of one trial")
+    _storage_args(p)
+    p.add_argument("--trial", type=int, required=True, help="trial number")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``optuna-nas`` console script."""
-    parser = argparse.ArgumentParser(prog="optuna-nas", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, help_ in (
-        ("pareto", _pareto, "print the Pareto front (best trials) of a study"),
-        ("spec", _spec, "print the architecture spec JSON of one trial"),
-    ):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--storage", required=True, help="e.g. sqlite:///quickstart.db")
-        p.add_argument("--study-name", required=True)
-        if name == "spec":
-            p.add_argument("--trial", type=int, required=True, help="trial number")
-        p.set_defaults(func=func)
-    args = parser.parse_args(argv)
-    args.func(args)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "run":
+            _run(args, extra)
+        else:
+            args.func(args)
+    except KeyboardInterrupt:
+        print("optuna-nas: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except (CommandError, ValueError, TypeError, KeyError, OSError, RuntimeError,
+            optuna.exceptions.OptunaError) as e:  # fmt: skip
+        if args.debug:
+            raise
+        print(f"optuna-nas {args.command}: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

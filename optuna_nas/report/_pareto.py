@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+import math
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from optuna_nas.spec import ArchitectureSpec
 
 _PLUMBING = frozenset({"input", "add", "identity", "zero", "global_pool", "concat"})
+
+
+def format_value(value: float | int | None) -> str:
+    """A number for a table: integers (and integral floats) whole, others to 4 digits."""
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(value)
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e12:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def stored_spec(trial: FrozenTrial) -> ArchitectureSpec | None:
+    """The spec a trial stores in ``user_attrs["spec"]`` (a dict, or its JSON text), if any."""
+    data = trial.user_attrs.get("spec")
+    if data is None:
+        return None
+    if isinstance(data, str):
+        return ArchitectureSpec.from_json(data)
+    return ArchitectureSpec.from_dict(data)
 
 
 def describe_spec(spec: ArchitectureSpec) -> str:
@@ -30,14 +53,14 @@ def pareto_table(study: optuna.Study, *, attrs: Sequence[str] = ("params", "flop
     header = ["trial", *names, *extra, "hash", "layers"]
     rows = []
     for t in sorted(study.best_trials, key=lambda t: tuple(t.values or ())):
-        spec = t.user_attrs.get("spec")
+        spec = stored_spec(t)
         rows.append(
             [
                 str(t.number),
-                *(f"{v:.4g}" for v in t.values or ()),
+                *(format_value(v) for v in t.values or ()),
                 *(str(t.user_attrs.get(a, "")) for a in extra),
                 str(t.user_attrs.get("canonical_hash", ""))[:10],
-                describe_spec(ArchitectureSpec.from_dict(spec)) if spec else "",
+                describe_spec(spec) if spec else "",
             ]
         )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

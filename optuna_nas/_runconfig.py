@@ -1,0 +1,141 @@
+"""``optuna-nas run CONFIG.toml``: a study described by a small TOML or JSON file.
+
+Keys (all but ``study_name`` and ``storage`` optional)::
+
+    study_name = "cells"                       # the Optuna study (created or resumed)
+    storage = "sqlite:///cells.db"             # an Optuna storage URL
+    space = "chain"                            # chain | cell | mobile
+    sampler = "tpe"                            # a name for optuna_nas.samplers.create_sampler
+    objectives = ["val_accuracy", "params"]    # names from optuna_nas.objective.OBJECTIVES
+    data = "digits"                            # digits | mnist_5k
+    epochs = 5                                 # training epochs per candidate
+    batch_size = 64
+    seed = 0
+    trials = 20                                # finished trials wanted in the study in total
+    timeout = 600                              # seconds for this run (optional)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import fields
+import json
+from pathlib import Path
+import warnings
+
+import optuna
+from optuna.trial import TrialState
+import tomllib
+
+from optuna_nas.data import load_digits
+from optuna_nas.data import load_mnist_5k
+from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.objective import NASObjective
+from optuna_nas.report import ProgressBar
+from optuna_nas.samplers import SAMPLER_NAMES
+from optuna_nas.samplers import create_sampler
+from optuna_nas.spaces import CellSpace
+from optuna_nas.spaces import ChainSpace
+from optuna_nas.spaces import MobileSpace
+from optuna_nas.spaces import SearchSpace
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_SPACES: dict[str, Callable[..., SearchSpace]] = {
+    "chain": ChainSpace,
+    "cell": CellSpace,
+    "mobile": MobileSpace,
+}
+_DATA = {"digits": load_digits, "mnist_5k": load_mnist_5k}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """A study described by a config file; see the module docstring."""
+
+    study_name: str
+    storage: str
+    space: str = "chain"
+    sampler: str = "tpe"
+    objectives: tuple[str, ...] = ("val_accuracy", "params")
+    data: str = "digits"
+    epochs: int = 5
+    batch_size: int = 64
+    seed: int = 0
+    trials: int = 20
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.space not in _SPACES:
+            raise ValueError(f"`space` must be one of {sorted(_SPACES)}, but got {self.space!r}.")
+        if self.sampler not in SAMPLER_NAMES:
+            raise ValueError(
+                f"`sampler` must be one of {list(SAMPLER_NAMES)}, but got {self.sampler!r}."
+            )
+        if self.data not in _DATA:
+            raise ValueError(f"`data` must be one of {sorted(_DATA)}, but got {self.data!r}.")
+        for name in ("epochs", "batch_size", "trials"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout!r}.")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a ``.toml`` or ``.json`` config; unknown keys are an error."""
+    p = Path(path)
+    if p.suffix == ".toml":
+        raw = tomllib.loads(p.read_text())
+    elif p.suffix == ".json":
+        raw = json.loads(p.read_text())
+    else:
+        raise ValueError(f"a run config must be a .toml or .json file, but got {str(p)!r}.")
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{p}: unknown key(s) {unknown}; valid keys are {sorted(known)}.")
+    missing = sorted({"study_name", "storage"} - set(raw))
+    if missing:
+        raise ValueError(f"{p}: missing required key(s) {missing}.")
+    if "objectives" in raw:
+        raw["objectives"] = tuple(raw["objectives"])
+    return RunConfig(**raw)
+
+
+def run_config(
+    config: RunConfig, *, trials: int | None = None, timeout: float | None = None
+) -> optuna.Study:
+    """Create or resume the study of ``config`` and run it until it has ``trials`` finished
+    trials or ``timeout`` seconds pass (arguments override the config), with a progress bar.
+    """
+    trials = config.trials if trials is None else trials
+    timeout = config.timeout if timeout is None else timeout
+    data = _DATA[config.data](seed=config.seed)
+    space = _SPACES[config.space](input_shape=data.input_shape, num_outputs=data.num_classes)
+    evaluator = FullTraining(
+        data, training=TrainingConfig(epochs=config.epochs), batch_size=config.batch_size
+    )
+    objective = NASObjective(space, evaluator, objectives=config.objectives, seed=config.seed)
+    study = optuna.create_study(
+        storage=config.storage,
+        study_name=config.study_name,
+        directions=objective.directions,
+        load_if_exists=True,
+    )
+    with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(objective.objectives))
+    study.set_user_attr("data", config.data)
+    study.sampler = create_sampler(config.sampler, seed=config.seed + len(study.trials))
+    missing = max(0, trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
+    with ProgressBar(study, n_trials=missing, timeout=timeout) as bar:
+        study.optimize(
+            objective,
+            n_trials=missing,
+            timeout=timeout,
+            catch=(RuntimeError, ValueError),
+            callbacks=[bar, optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
+        )
+    return study

@@ -1,0 +1,201 @@
+"""Show architectures in optuna-dashboard: a diagram artifact and a Markdown note per trial.
+
+Inside a study, :func:`attach_architecture` uploads the trial's diagram
+(``architecture.svg``, :func:`~optuna_nas.report.architecture_svg`) with
+:func:`optuna.artifacts.upload_artifact` and saves a note with
+:func:`optuna_dashboard.save_note`; the dashboard shows both on the trial's page.
+
+Optuna's storage refuses new trial system attrs once a trial has finished, so
+:func:`annotate_study` (the retro-fit for a finished study) records the diagram of a finished
+trial where optuna-dashboard also looks for a trial's artifacts: the study system attr
+``dashboard:artifacts:<trial_id>:<artifact_id>`` (the key the dashboard's own uploads used
+before Optuna had artifacts). The dashboard shows it in the trial's artifact cards exactly like
+an uploaded one; ``optuna.artifacts.get_all_artifact_meta(trial)`` does not list it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import json
+import mimetypes
+import os
+from pathlib import Path
+import tempfile
+from typing import Any
+import uuid
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts import upload_artifact
+from optuna.artifacts._protocol import ArtifactStore
+from optuna.trial import FrozenTrial
+import optuna_dashboard
+
+from optuna_nas.report._diagram import architecture_svg
+from optuna_nas.report._diagram import node_label
+from optuna_nas.report._pareto import describe_spec
+from optuna_nas.report._pareto import stored_spec
+from optuna_nas.spec import ArchitectureSpec
+
+#: The file name of the diagram artifact.
+DIAGRAM_NAME = "architecture.svg"
+_LEGACY_PREFIX = "dashboard:artifacts:"
+_NOTE_LAYERS = 40
+
+
+def default_artifact_dir(storage: str) -> Path:
+    """The artifact folder that goes with a storage URL: ``X.artifacts/`` next to ``X.db``.
+
+    Only ``sqlite:///`` URLs have a default; other storages need an explicit folder.
+    """
+    prefix = "sqlite:///"
+    if not storage.startswith(prefix) or storage == prefix:
+        raise ValueError(
+            f"`artifact_dir` has a default only for sqlite:/// storage URLs, but got "
+            f"{storage!r}; pass --artifact-dir."
+        )
+    db = Path(storage[len(prefix) :])
+    return db.with_name(db.stem + ".artifacts")
+
+
+def architecture_note(spec: ArchitectureSpec, attrs: Mapping[str, Any] | None = None) -> str:
+    """The Markdown note of an architecture: summary, cost, hash and a table of its layers.
+
+    ``attrs`` (a trial's user attrs) adds the numbers it holds (params, FLOPs, accuracy, ...).
+    """
+    attrs = attrs or {}
+    layers = [n for n in spec.nodes if n.op not in ("input", "identity", "zero", "add")]
+    lines = [
+        f"### Architecture: {describe_spec(spec) or 'no layers'}",
+        "",
+        f"- space: `{spec.metadata.get('space', 'unknown')}`; input "
+        f"{'x'.join(map(str, spec.input_shape))}, {spec.num_outputs} outputs, "
+        f"{len(spec.nodes)} nodes, {len(spec.edges)} edges",
+    ]
+    for key, label in (
+        ("canonical_hash", "canonical hash"),
+        ("params", "parameters"),
+        ("flops", "FLOPs"),
+        ("val_accuracy", "validation accuracy"),
+        ("latency_ms", "latency (ms)"),
+        ("duplicate_of", "duplicate of trial"),
+    ):
+        if key in attrs:
+            value = attrs[key]
+            if isinstance(value, int) and not isinstance(value, bool):
+                text = f"{value:,}"
+            elif isinstance(value, float):
+                text = f"{value:.4g}"
+            else:
+                text = str(value)
+            lines.append(f"- {label}: `{text}`")
+    lines += ["", f"Diagram: the `{DIAGRAM_NAME}` artifact below.", ""]
+    lines += ["| layer | op | output |", "|---|---|---|"]
+    for n in layers[:_NOTE_LAYERS]:
+        shape = "x".join(map(str, spec.shape(n.id)))
+        lines.append(f"| `{n.id}` | {node_label(n)} | {shape} |")
+    if len(layers) > _NOTE_LAYERS:
+        lines.append(f"| ... | {len(layers) - _NOTE_LAYERS} more layers | |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_diagram(spec: ArchitectureSpec, title: str, folder: str) -> str:
+    path = os.path.join(folder, DIAGRAM_NAME)
+    Path(path).write_text(architecture_svg(spec, title=title))
+    return path
+
+
+def attach_architecture(
+    trial: optuna.Trial,
+    spec: ArchitectureSpec,
+    *,
+    artifact_store: ArtifactStore,
+) -> str:
+    """Upload the diagram of ``spec`` to ``trial`` and save its Markdown note; return the
+    artifact id. Call it while the trial runs (e.g. from the objective, after the spec is
+    known); the note reads the trial's user attrs stored so far.
+    """
+    if not isinstance(spec, ArchitectureSpec):
+        raise TypeError(f"`spec` must be an ArchitectureSpec, but got {type(spec).__name__}.")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _write_diagram(spec, f"trial {trial.number}", tmp)
+        artifact_id = upload_artifact(
+            artifact_store=artifact_store, file_path=path, study_or_trial=trial
+        )
+    optuna_dashboard.save_note(trial, architecture_note(spec, trial.user_attrs))
+    return artifact_id
+
+
+def _has_diagram(study: optuna.Study, trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> bool:
+    metas = [v for k, v in trial.system_attrs.items() if k.startswith("artifacts:")]
+    legacy = f"{_LEGACY_PREFIX}{trial._trial_id}:"
+    metas += [v for k, v in study_attrs.items() if k.startswith(legacy)]
+    return any(m and json.loads(m).get("filename") == DIAGRAM_NAME for m in metas)
+
+
+def annotate_study(
+    study: optuna.Study, *, artifact_store: ArtifactStore, overwrite: bool = False
+) -> list[int]:
+    """Add the diagram artifact and the note to every trial of ``study`` that stores a spec.
+
+    Trials that already have an ``architecture.svg`` artifact are left alone unless
+    ``overwrite``. Finished trials get their artifact recorded as the module docstring says.
+    Returns the numbers of the trials annotated.
+    """
+    storage = study._storage
+    # A fresh handle with a sampler that does nothing in before_trial: the notes need an
+    # optuna.Trial, and constructing one must not touch the study's real sampler state.
+    handle = optuna.load_study(
+        study_name=study.study_name, storage=storage, sampler=optuna.samplers.RandomSampler()
+    )
+    study_attrs = storage.get_study_system_attrs(study._study_id)
+    done: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for frozen in study.get_trials(deepcopy=False):
+            spec = stored_spec(frozen)
+            if spec is None or (not overwrite and _has_diagram(study, frozen, study_attrs)):
+                continue
+            if not frozen.state.is_finished():
+                attach_architecture(
+                    optuna.Trial(handle, frozen._trial_id), spec, artifact_store=artifact_store
+                )
+                done.append(frozen.number)
+                continue
+            path = _write_diagram(spec, f"trial {frozen.number}", tmp)
+            artifact_id = str(uuid.uuid4())
+            with open(path, "rb") as f:
+                artifact_store.write(artifact_id, f)
+            meta = {
+                "artifact_id": artifact_id,
+                "filename": DIAGRAM_NAME,
+                "mimetype": mimetypes.guess_type(DIAGRAM_NAME)[0] or "image/svg+xml",
+                "encoding": None,
+            }
+            storage.set_study_system_attr(
+                study._study_id,
+                f"{_LEGACY_PREFIX}{frozen._trial_id}:{artifact_id}",
+                json.dumps(meta),
+            )
+            values = dict(zip(study.metric_names or (), frozen.values or (), strict=False))
+            trial = optuna.Trial(handle, frozen._trial_id)
+            optuna_dashboard.save_note(trial, architecture_note(spec, values | frozen.user_attrs))
+            done.append(frozen.number)
+    return done
+
+
+def run_dashboard(
+    storage: str,
+    *,
+    artifact_dir: str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Serve optuna-dashboard for ``storage`` with the artifact store at ``artifact_dir``.
+
+    Blocks until the server stops (Ctrl-C).
+    """
+    folder = Path(artifact_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna_dashboard.run_server(
+        storage, host=host, port=port, artifact_store=FileSystemArtifactStore(str(folder))
+    )

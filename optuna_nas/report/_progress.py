@@ -1,0 +1,74 @@
+"""A progress bar for long runs that shows the best values found so far."""
+
+from __future__ import annotations
+
+import math
+from types import TracebackType
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
+from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
+
+from optuna_nas.report._hypervolume import feasible_complete_trials
+from optuna_nas.report._summary import metric_names
+
+
+def best_so_far(study: optuna.Study) -> str:
+    """``val_accuracy=0.97 (trial 12)``; with several objectives, the best of each objective
+    among the feasible trials and the size of the feasible front.
+    """
+    trials = feasible_complete_trials(study)
+    if not trials:
+        return "no feasible complete trial yet"
+    names = metric_names(study)
+    parts = []
+    for i, (name, direction) in enumerate(zip(names, study.directions, strict=True)):
+        sign = 1.0 if direction == StudyDirection.MINIMIZE else -1.0
+        best = min(trials, key=lambda t: sign * (t.values or [math.inf] * len(names))[i])
+        value = (best.values or [math.nan] * len(names))[i]
+        parts.append(f"{name}={value:.4g} (trial {best.number})")
+    if len(names) > 1:
+        parts.append(f"front of {len(study.best_trials)}")
+    return "best " + ", ".join(parts)
+
+
+class ProgressBar:
+    """A :mod:`tqdm` bar over the trials of one ``study.optimize`` call; pass it in
+    ``callbacks``. After each finished trial it shows :func:`best_so_far` (Optuna's own
+    ``show_progress_bar`` shows the best value of single-objective studies only).
+
+    While the bar is open, Optuna's per-trial INFO log lines (which would break the bar) are
+    silenced: its verbosity is set to WARNING and restored by :meth:`close`. Use it as a
+    context manager so the bar is closed.
+    """
+
+    def __init__(
+        self, study: optuna.Study, *, n_trials: int, timeout: float | None = None
+    ) -> None:
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
+            raise ValueError(f"`n_trials >= 0` must hold, but got {n_trials=}.")
+        budget = f", at most {timeout:g} s" if timeout is not None else ""
+        self._bar = tqdm(total=n_trials, desc=f"{study.study_name}{budget}", unit="trial")
+        self._bar.set_postfix_str(best_so_far(study))
+        self._verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._bar.update(1)
+        self._bar.set_postfix_str(best_so_far(study))
+
+    def close(self) -> None:
+        self._bar.close()
+        optuna.logging.set_verbosity(self._verbosity)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

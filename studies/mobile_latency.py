@@ -1,0 +1,124 @@
+"""Mobile latency: accurate networks that are fast on this CPU, under a hard latency limit.
+
+What it shows: the mobile space (MobileNetV2/MnasNet-style MBConv stages: kernel, expansion,
+depth, squeeze-excitation) searched by NSGA-II (Deb et al., IEEE TEC 2002) for two objectives,
+validation accuracy (up) and the median CPU forward latency of the trained network (down),
+measured with ``optuna_nas.metrics.measure_latency`` at batch size 1. A candidate whose latency
+on a freshly built copy exceeds ``--max-latency-ms`` is rejected before any training: the
+violation is recorded with Optuna 5's ``trial.set_constraint`` (through
+``optuna_nas.constraints.Constraints``) and the trial is pruned, so it never reaches the front
+(as MnasNet, Tan et al. CVPR 2019, treats a hard latency target). Every trial gets its
+architecture diagram and a note for optuna-dashboard.
+
+Data: the bundled digits (8x8 grey images, 10 classes), or ``--data mnist_5k``.
+
+How long: about 10-15 minutes for the default 30 trials of 4 epochs on 2 CPU cores (seconds
+per trial; latency is measured twice per trial).
+
+    python studies/mobile_latency.py --trials 30 --max-latency-ms 2.0
+    optuna-nas run studies/mobile_latency.py --trials 30 --timeout 900 -- --max-latency-ms 2
+
+Resume: rerun the same command; the study (``--storage``/``--study-name``) continues up to
+``--trials`` finished trials. View it:
+
+    optuna-nas report --storage sqlite:///mobile_latency.db --study mobile_latency --out rep/
+    optuna-nas dashboard --storage sqlite:///mobile_latency.db
+    optuna-nas export --storage sqlite:///mobile_latency.db --study mobile_latency --best \\
+        --objective val_accuracy --max-latency-ms 1.5 --retrain 20 --out winner/
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import warnings
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.trial import TrialState
+
+from optuna_nas.constraints import Constraints
+from optuna_nas.data import load_digits
+from optuna_nas.data import load_mnist_5k
+from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.objective import NASObjective
+from optuna_nas.report import ProgressBar
+from optuna_nas.report import attach_architecture
+from optuna_nas.report import default_artifact_dir
+from optuna_nas.report import report
+from optuna_nas.spaces import MobileSpace
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DATA = {"digits": load_digits, "mnist_5k": load_mnist_5k}
+
+
+def main(argv: list[str] | None = None) -> optuna.Study:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=30, help="total finished trials wanted")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds for this run")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs per trial")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-latency-ms", type=float, default=2.0, help="the latency limit")
+    parser.add_argument("--data", choices=sorted(DATA), default="digits")
+    parser.add_argument("--population", type=int, default=10, help="NSGA-II population size")
+    parser.add_argument("--storage", default="sqlite:///mobile_latency.db")
+    parser.add_argument("--study-name", default="mobile_latency")
+    parser.add_argument("--artifact-dir", default=None, help="default: next to the database")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    data = DATA[args.data](seed=args.seed)
+    space = MobileSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
+    evaluator = FullTraining(
+        data, training=TrainingConfig(epochs=args.epochs), batch_size=args.batch_size
+    )
+    nas = NASObjective(
+        space, evaluator, objectives=("val_accuracy", "latency_ms"), seed=args.seed, device="cpu"
+    )
+    constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_device="cpu")
+    folder = args.artifact_dir or default_artifact_dir(args.storage)
+    store = FileSystemArtifactStore(str(folder))
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, ...]:
+        spec = space.suggest(trial)  # NASObjective's own suggest returns the same spec
+        violations = constraints.record(trial, spec)
+        if violations:
+            attach_architecture(trial, spec, artifact_store=store)
+            raise optuna.TrialPruned("; ".join(v.message for v in violations))
+        values = nas(trial)
+        attach_architecture(trial, spec, artifact_store=store)
+        return values
+
+    study = optuna.create_study(
+        storage=args.storage,
+        study_name=args.study_name,
+        directions=nas.directions,
+        load_if_exists=True,
+    )
+    with warnings.catch_warnings():  # experimental in Optuna, and what the dashboard shows
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(nas.objectives))
+    study.set_user_attr("data", args.data)
+    study.set_user_attr("max_latency_ms", args.max_latency_ms)
+    study.sampler = optuna.samplers.NSGAIISampler(
+        population_size=args.population, seed=args.seed + len(study.trials)
+    )
+    missing = max(0, args.trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with ProgressBar(study, n_trials=missing, timeout=args.timeout) as bar:
+        study.optimize(
+            objective,
+            n_trials=missing,
+            timeout=args.timeout,
+            catch=(RuntimeError, ValueError),
+            callbacks=[bar, optuna.study.MaxTrialsCallback(args.trials, states=FINISHED)],
+        )
+    print(report(study).to_text())
+    print(f"\nView it:  optuna-nas dashboard --storage {args.storage} --artifact-dir {folder}")
+    print(f"Resume:   python studies/mobile_latency.py --storage {args.storage} --trials <more>")
+    return study
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The ``optuna-nas`` command: every subcommand, its help, one-line errors, run budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import textwrap
+
+import optuna
+import pytest
+
+from optuna_nas.cli import main
+from tests.report.nas_study import STUDY
+from tests.report.nas_study import nas_study_copy
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url, _ = nas_study_copy(tmp_path_factory.mktemp("cli"))
+    return url
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("command", ["run", "report", "dashboard", "annotate", "export", "spec"])
+def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert f"optuna-nas {command}" in capsys.readouterr().out.split("examples:")[1]
+
+
+def test_report_prints_front_and_writes_files(
+    storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["report", "--storage", storage, "--study", STUDY, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "Pareto front of the feasible trials" in out and "Hypervolume: " in out
+    assert "reference point: val_accuracy=" in out
+    report = json.loads((tmp_path / "report.json").read_text())
+    front = {r["trial"] for r in report["front"]}
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert front == {t.number for t in study.best_trials}
+    assert (tmp_path / "pareto_front.png").is_file() and (tmp_path / "pareto_front.html").is_file()
+
+
+def test_errors_are_one_line(
+    storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _error(capsys, ["report", "--storage", storage, "--study", "nope"])
+    assert (
+        err == f"optuna-nas report: error: no study 'nope' in {storage}; its studies are ['nas']."
+    )
+    err = _error(capsys, ["report", "--storage", f"sqlite:///{tmp_path / 'missing.db'}"])
+    assert "no such database file" in err
+    assert not (tmp_path / "missing.db").exists()
+    err = _error(capsys, ["export", "--storage", storage, "--out", str(tmp_path)])
+    assert "give --trial N or --best" in err
+    err = _error(
+        capsys,
+        [
+            "export",
+            "--storage",
+            storage,
+            "--best",
+            "--max-latency-ms",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert "stores 'latency_ms'" in err
+    err = _error(capsys, ["run", str(tmp_path / "nothing.py")])
+    assert "no such study script or config" in err
+
+
+def test_spec_and_export(storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["spec", "--storage", storage, "--trial", "1"])
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["format_version"] == 1
+    main(
+        ["export", "--storage", storage, "--best", "--objective", "params", "--out", str(tmp_path)]
+    )
+    out = capsys.readouterr().out
+    assert "weights: trained in the study" in out
+    manifest = json.loads((tmp_path / "export.json").read_text())
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    assert manifest["trial"] == min(study.trials, key=lambda t: (t.values[1], t.number)).number
+
+
+def test_run_forwards_budgets_to_a_study_script(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "study.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json
+            def main(argv):
+                print(json.dumps(argv))
+            """
+        )
+    )
+    main(["run", str(script), "--trials", "7", "--timeout", "30", "--", "--epochs", "2"])
+    assert json.loads(capsys.readouterr().out) == [
+        "--trials",
+        "7",
+        "--timeout",
+        "30.0",
+        "--epochs",
+        "2",
+    ]
+
+
+def test_run_a_config_with_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "study.toml"
+    db = tmp_path / "c.db"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            study_name = "c"
+            storage = "sqlite:///{db}"
+            space = "chain"
+            sampler = "random"
+            objectives = ["val_accuracy"]
+            epochs = 1
+            trials = 1
+            """
+        )
+    )
+    main(["run", str(config)])
+    captured = capsys.readouterr()
+    assert "Top 1 feasible trials" in captured.out
+    assert "best val_accuracy=" in captured.err  # the progress bar
+    main(["run", str(config), "--trials", "1"])  # resumed: nothing left to run
+    capsys.readouterr()
+    assert len(optuna.load_study(study_name="c", storage=f"sqlite:///{db}").trials) == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"study_name": "c", "storage": "sqlite:///x.db", "epochz": 1}')
+    assert "unknown key(s) ['epochz']" in _error(capsys, ["run", str(bad)])
