@@ -1,0 +1,272 @@
+"""``WeightSharingEvaluator``: score candidates with one SPOS supernet kept in the artifact store.
+
+The supernet (:class:`~optuna_nas.evaluation._supernet.Supernet`) is trained once per study and
+stored in the study's Optuna artifact store; its artifact id is recorded in a study system attr,
+so every worker and every resumed run downloads it instead of training it again. Which worker
+trains it is decided by a claim in the study's system attrs (see :meth:`attach`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import socket
+import tempfile
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+import uuid
+
+import numpy as np
+from optuna.artifacts import download_artifact
+from optuna.artifacts import upload_artifact
+from optuna.distributions import distribution_to_json
+import torch
+
+from optuna_nas.data import DataSplits
+from optuna_nas.data import make_loaders
+from optuna_nas.evaluation._base import Evaluation
+from optuna_nas.evaluation._base import Evaluator
+from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._supernet import Supernet
+from optuna_nas.evaluation._supernet import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet import sample_uniform
+from optuna_nas.evaluation._training import TrainingConfig
+from optuna_nas.evaluation._training import evaluate_accuracy
+from optuna_nas.spaces import SearchSpace
+from optuna_nas.spec import ArchitectureSpec
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts._protocol import ArtifactStore
+
+ATTR_PREFIX = "optuna_nas:supernet:"
+"""Study system attr ``ATTR_PREFIX + fingerprint`` holds the stored supernet's artifact id."""
+CLAIM_PREFIX = "optuna_nas:supernet_claim:"
+"""Study system attr ``CLAIM_PREFIX + fingerprint`` holds the claim of the worker training it."""
+
+
+class WeightSharingEvaluator(Evaluator):
+    """Weight sharing (SPOS, Guo et al., ECCV 2020): inherit weights from one trained supernet.
+
+    A candidate is scored by copying its path's weights out of the supernet
+    (:meth:`Supernet.inherit`), recalibrating batch-norm statistics on ``calibration_batches``
+    training batches (running statistics reset, cumulative average) and measuring validation
+    accuracy. Nothing is trained per candidate, so ``report`` is never called.
+
+    Args:
+        data: Training batches train the supernet and recalibrate batch norm; validation
+            batches score candidates.
+        space: The search space the supernet covers (the study's space).
+        artifact_store: Where the trained supernet is stored, e.g.
+            ``optuna.artifacts.FileSystemArtifactStore(path)``; every worker must reach it.
+        training: How the supernet is trained (epochs over the training data, one sampled
+            path per batch).
+        batch_size: Batch size of supernet training and of scoring.
+        calibration_batches: Training batches used to recalibrate batch norm per candidate.
+        seed: Seeds supernet initialisation, path sampling and data order.
+        device: Where the supernet trains and candidates are scored.
+        poll_interval_s: How often a worker waiting for another's supernet checks the study.
+        claim_settle_s: After claiming, how long a worker waits before reading the claim back;
+            a worker whose claim was overwritten in that time waits instead of training.
+        claim_timeout_s: A claim older than this without a stored supernet is taken over (its
+            worker is presumed dead).
+
+    The supernet is identified by a fingerprint of the space (its distributions and the specs
+    of a few fixed paths), the data (name and split sizes), ``training``, ``batch_size`` and
+    ``seed``: a study that changes any of them trains a new supernet rather than reusing one
+    that does not fit.
+    """
+
+    data: DataSplits
+
+    def __init__(
+        self,
+        data: DataSplits,
+        *,
+        space: SearchSpace,
+        artifact_store: ArtifactStore,
+        training: TrainingConfig,
+        batch_size: int = 64,
+        calibration_batches: int = 4,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        poll_interval_s: float = 2.0,
+        claim_settle_s: float = 1.0,
+        claim_timeout_s: float = 3600.0,
+    ) -> None:
+        for name, value in (
+            ("batch_size", batch_size),
+            ("calibration_batches", calibration_batches),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
+        for name, seconds in (
+            ("poll_interval_s", poll_interval_s),
+            ("claim_settle_s", claim_settle_s),
+            ("claim_timeout_s", claim_timeout_s),
+        ):
+            if not (isinstance(seconds, (int, float)) and seconds >= 0 and np.isfinite(seconds)):
+                raise ValueError(f"`{name}` must be finite and >= 0, but got {name}={seconds!r}.")
+        if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
+            raise ValueError(
+                f"`space` builds networks for input_shape={space.input_shape} and "
+                f"num_outputs={space.num_outputs}, but `data` {data.name!r} has "
+                f"input_shape={data.input_shape} and {data.num_classes} classes."
+            )
+        self.data = data
+        self.space = space
+        self.artifact_store = artifact_store
+        self.training = training
+        self.batch_size = batch_size
+        self.calibration_batches = calibration_batches
+        self.seed = seed
+        self.device = torch.device(device)
+        self.poll_interval_s = float(poll_interval_s)
+        self.claim_settle_s = float(claim_settle_s)
+        self.claim_timeout_s = float(claim_timeout_s)
+        self.fingerprint = self._fingerprint()
+        self.supernet: Supernet | None = None
+        self.artifact_id: str | None = None
+        self.training_steps_run = 0
+        """Supernet training steps run by this evaluator object (0 when it downloaded one)."""
+        self._attached_to: tuple[int, str] | None = None
+
+    # ------------------------------------------------------------------ the study side
+
+    def attach(self, study: optuna.Study) -> None:
+        """Make sure this evaluator holds the study's supernet: download it, or train it once.
+
+        The first worker to find no supernet writes a claim ``{token, host, pid, time}`` to the
+        study system attr ``CLAIM_PREFIX + fingerprint``, waits ``claim_settle_s`` and reads it
+        back; if its own token is still there it trains the supernet, uploads it with
+        :func:`optuna.artifacts.upload_artifact` and records ``{artifact_id, steps, ...}`` in
+        ``ATTR_PREFIX + fingerprint``. Every other worker polls until that attr appears and
+        downloads the artifact. Optuna's storages have no compare-and-set, so two workers that
+        claim within ``claim_settle_s`` of each other may both train; the one that finishes
+        second then finds the recorded artifact and uses it instead of its own, so all workers
+        still score with the same supernet.
+        """
+        where = (study._study_id, study.study_name)
+        if self._attached_to == where:
+            return
+        storage, study_id = study._storage, study._study_id
+        key, claim_key = ATTR_PREFIX + self.fingerprint, CLAIM_PREFIX + self.fingerprint
+        while True:
+            attrs = storage.get_study_system_attrs(study_id)
+            if key in attrs:
+                self._download(attrs[key]["artifact_id"])
+                break
+            claim = attrs.get(claim_key)
+            if claim is None or time.time() - claim["time"] > self.claim_timeout_s:
+                token = uuid.uuid4().hex
+                mine: dict[str, Any] = {
+                    "token": token,
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "time": time.time(),
+                }
+                storage.set_study_system_attr(study_id, claim_key, mine)
+                time.sleep(self.claim_settle_s)
+                if (
+                    storage.get_study_system_attrs(study_id).get(claim_key, {}).get("token")
+                    == token
+                ):
+                    self._train_and_store(study)
+                    break
+            time.sleep(self.poll_interval_s)
+        self._attached_to = where
+
+    def _train_and_store(self, study: optuna.Study) -> None:
+        supernet = Supernet(self.space, seed=self.seed, device=self.device)
+        train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            steps = supernet.train(train, config=self.training)
+        seconds = time.perf_counter() - start
+        self.training_steps_run += steps
+        storage, study_id = study._storage, study._study_id
+        key = ATTR_PREFIX + self.fingerprint
+        recorded = storage.get_study_system_attrs(study_id).get(key)
+        if recorded is not None:  # another worker won the race; use its supernet
+            self._download(recorded["artifact_id"])
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "supernet.pt")
+            torch.save(supernet.state_dict(), path)
+            artifact_id = upload_artifact(
+                artifact_store=self.artifact_store,
+                file_path=path,
+                study_or_trial=study,
+                mimetype="application/octet-stream",
+            )
+        storage.set_study_system_attr(
+            study_id,
+            key,
+            {
+                "artifact_id": artifact_id,
+                "steps": steps,
+                "train_seconds": round(seconds, 3),
+                "space": self.space.name,
+            },
+        )
+        self.supernet, self.artifact_id = supernet, artifact_id
+
+    def _download(self, artifact_id: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "supernet.pt")
+            download_artifact(
+                artifact_store=self.artifact_store, file_path=path, artifact_id=artifact_id
+            )
+            state = torch.load(path, map_location=self.device, weights_only=True)
+        supernet = Supernet(self.space, seed=self.seed, device=self.device)
+        supernet.load_state_dict(state)
+        self.supernet, self.artifact_id = supernet, artifact_id
+
+    def _fingerprint(self) -> str:
+        rng = np.random.default_rng(0)
+        dists = self.space.distributions()
+        probes = [self.space.decode(sample_uniform(dists, rng)).to_dict() for _ in range(3)]
+        described: dict[str, Any] = {
+            "space": [type(self.space).__name__, self.space.name],
+            "distributions": {k: distribution_to_json(v) for k, v in sorted(dists.items())},
+            "probes": probes,
+            "data": [
+                self.data.name,
+                len(self.data.train),
+                len(self.data.val),
+                list(self.data.input_shape),
+            ],
+            "training": repr(self.training),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+        text = json.dumps(described, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ scoring
+
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        if self.supernet is None:
+            raise RuntimeError(
+                "WeightSharingEvaluator has no supernet yet: call attach(study) first "
+                "(NASObjective does so before every evaluation)."
+            )
+        start = time.perf_counter()
+        model, inherited = self.supernet.inherit(spec, seed=seed)
+        train, val, _ = make_loaders(self.data, batch_size=self.batch_size, seed=seed)
+        batches = list(itertools.islice(train, self.calibration_batches))
+        recalibrate_batchnorm(model, batches, device=self.device)
+        accuracy = evaluate_accuracy(model, val, device=self.device)
+        return Evaluation(
+            values={"val_accuracy": accuracy},
+            metrics={
+                "ws_inherited_fraction": round(inherited, 6),
+                "ws_seconds": round(time.perf_counter() - start, 4),
+                "supernet_artifact_id": self.artifact_id,
+            },
+            model=model,
+        )

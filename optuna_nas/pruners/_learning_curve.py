@@ -1,0 +1,123 @@
+"""``LearningCurvePruner``: prune when the extrapolated final value is unlikely to be good."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from optuna_nas.pruners._curves import extrapolate_curve
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+
+class LearningCurvePruner(BasePruner):
+    """Prune a trial whose learning curve is unlikely to end better than the k-th best trial.
+
+    After Domhan et al., "Speeding up Automatic Hyperparameter Optimization of Deep Neural
+    Networks by Extrapolation of Learning Curves", IJCAI 2015: the partial curve of intermediate
+    values is extrapolated to ``final_step`` by an ensemble of parametric curve families with a
+    bootstrap uncertainty (:func:`~optuna_nas.pruners.extrapolate_curve`, whose docstring says
+    exactly how it simplifies the paper's MCMC), and the trial is pruned when the predicted
+    probability that its final value beats the ``k``-th best final value of the completed
+    trials is below ``threshold``.
+
+    Args:
+        final_step: The step of a full run's last report (e.g. the number of epochs when
+            epoch ``e`` is reported as step ``e``). None: the largest last step of the
+            completed trials.
+        k: Compare against the ``k``-th best completed trial (1: the best).
+        threshold: Prune when ``P(final value better than the k-th best) < threshold``.
+        n_warmup_steps: Never prune before this step; at least 3 values are needed anyway.
+        n_samples: Draws from the predictive distribution of the final value.
+        bounds: The range of the value (``(0, 1)`` for accuracy), or None.
+        noise_floor: Minimum standard deviation of the per-step noise (see the forecast).
+        seed: Seeds the bootstrap; each decision draws from ``(seed, trial number, step)``.
+
+    Works in single-objective studies (Optuna's ``Trial.should_prune`` contract). For a
+    minimised value the curve is negated, so it must fall towards its asymptote.
+    """
+
+    def __init__(
+        self,
+        *,
+        final_step: int | None = None,
+        k: int = 1,
+        threshold: float = 0.05,
+        n_warmup_steps: int = 3,
+        n_samples: int = 200,
+        bounds: tuple[float, float] | None = (0.0, 1.0),
+        noise_floor: float = 0.005,
+        seed: int = 0,
+    ) -> None:
+        if final_step is not None and (
+            isinstance(final_step, bool) or not isinstance(final_step, int) or final_step < 0
+        ):
+            raise ValueError(f"`final_step` must be None or an int >= 0, but got {final_step=}.")
+        for name, value, low in (
+            ("k", k, 1),
+            ("n_warmup_steps", n_warmup_steps, 0),
+            ("n_samples", n_samples, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name} >= {low}` must hold for an int, but got {name}={value!r}."
+                )
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"`0 < threshold < 1` must hold, but got {threshold=}.")
+        if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
+            raise ValueError(
+                f"`bounds` must be None or (low, high) with low < high, but got {bounds=}."
+            )
+        if not (math.isfinite(noise_floor) and noise_floor >= 0):
+            raise ValueError(f"`noise_floor` must be finite and >= 0, but got {noise_floor=}.")
+        self._final_step = final_step
+        self._k = k
+        self._threshold = threshold
+        self._n_warmup_steps = n_warmup_steps
+        self._n_samples = n_samples
+        self._bounds = bounds
+        self._noise_floor = noise_floor
+        self._seed = seed
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self._n_warmup_steps or len(trial.intermediate_values) < 3:
+            return False
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        finals = [t.value for t in completed if t.value is not None and math.isfinite(t.value)]
+        if len(finals) < self._k:
+            return False
+        final_step = self._final_step
+        if final_step is None:
+            final_step = max(
+                (t.last_step for t in completed if t.last_step is not None), default=step
+            )
+        if step >= final_step:
+            return False
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        reference = sorted((sign * v for v in finals), reverse=True)[self._k - 1]
+        steps = sorted(trial.intermediate_values)
+        values = [sign * trial.intermediate_values[s] for s in steps]
+        if any(math.isnan(v) for v in values[-1:]):
+            return True
+        bounds = self._bounds
+        if bounds is not None and sign < 0:
+            bounds = (-bounds[1], -bounds[0])
+        rng = np.random.default_rng([self._seed, trial.number, step])
+        forecast = extrapolate_curve(
+            steps,
+            values,
+            final_step=final_step,
+            n_samples=self._n_samples,
+            bounds=bounds,
+            noise_floor=self._noise_floor,
+            rng=rng,
+        )
+        return forecast.probability_above(reference) < self._threshold

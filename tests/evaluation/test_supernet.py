@@ -1,0 +1,280 @@
+"""Weight sharing (SPOS): a real supernet on digits, stored in a real SQLite study's artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import itertools
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+import pytest
+import torch
+from torch import nn
+
+from optuna_nas.data import DataSplits
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import Supernet
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.evaluation import WeightSharingEvaluator
+from optuna_nas.evaluation import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet import sample_uniform
+from optuna_nas.evaluation._supernet_evaluator import ATTR_PREFIX
+from optuna_nas.nn import module_name
+from optuna_nas.objective import NASObjective
+from optuna_nas.spaces import CellSpace
+from optuna_nas.spaces import ChainSpace
+from optuna_nas.spaces import SearchSpace
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return load_digits(seed=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny networks on a shared machine: one torch thread avoids oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def small_cell(data: DataSplits) -> CellSpace:
+    return CellSpace(
+        input_shape=data.input_shape,
+        num_outputs=data.num_classes,
+        init_channels=8,
+        cells_per_stage=1,
+    )
+
+
+def small_chain(data: DataSplits) -> ChainSpace:
+    return ChainSpace(
+        input_shape=data.input_shape, num_outputs=data.num_classes, max_depth=3, widths=(8, 16)
+    )
+
+
+def evaluator(
+    data: DataSplits, space: SearchSpace, root: Path, **kwargs: float
+) -> WeightSharingEvaluator:
+    store = optuna.artifacts.FileSystemArtifactStore(str(root / "artifacts"))
+    return WeightSharingEvaluator(
+        data,
+        space=space,
+        artifact_store=store,
+        training=TrainingConfig(epochs=2),
+        seed=0,
+        poll_interval_s=0.05,
+        claim_settle_s=kwargs.get("claim_settle_s", 0.0),
+    )
+
+
+_RESTART = """
+import json, optuna
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import TrainingConfig, WeightSharingEvaluator
+from optuna_nas.spaces import ChainSpace
+data = load_digits(seed=0)
+space = ChainSpace(input_shape=data.input_shape, num_outputs=10, max_depth=3, widths=(8, 16))
+study = optuna.load_study(study_name="ws", storage={storage!r})
+store = optuna.artifacts.FileSystemArtifactStore({root!r} + "/artifacts")
+ev = WeightSharingEvaluator(data, space=space, artifact_store=store,
+                            training=TrainingConfig(epochs=2), seed=0, poll_interval_s=0.05,
+                            claim_settle_s=0.0)
+ev.attach(study)
+spec = space.decode(study.trials[0].params)
+score = ev.evaluate(spec, report=None, seed=7).values["val_accuracy"]
+out = {{"steps": ev.training_steps_run, "artifact_id": ev.artifact_id, "score": score}}
+print(json.dumps(out))
+"""
+
+
+def test_supernet_trains_once_and_a_restarted_process_reuses_it(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    (tmp_path / "artifacts").mkdir()
+    space = small_chain(digits)
+    ev = evaluator(digits, space, tmp_path)
+    objective = NASObjective(space, ev, objectives=("val_accuracy", "params"))
+    storage = f"sqlite:///{tmp_path / 'ws.db'}"
+    study = optuna.create_study(
+        storage=storage,
+        study_name="ws",
+        directions=objective.directions,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(objective, n_trials=3)
+
+    steps = ev.training_steps_run
+    assert steps == 2 * 17  # 2 epochs of 17 batches, trained once for all 3 trials
+    assert all(t.state is TrialState.COMPLETE for t in study.trials)
+    assert {t.user_attrs["supernet_artifact_id"] for t in study.trials} == {ev.artifact_id}
+    recorded = study._storage.get_study_system_attrs(study._study_id)[ATTR_PREFIX + ev.fingerprint]
+    assert recorded["artifact_id"] == ev.artifact_id and recorded["steps"] == steps
+    score = ev.evaluate(space.decode(study.trials[0].params), report=None, seed=7).values[
+        "val_accuracy"
+    ]
+
+    code = _RESTART.format(storage=storage, root=str(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    again = json.loads(out.stdout.strip().splitlines()[-1])
+    assert again["steps"] == 0
+    assert again["artifact_id"] == ev.artifact_id
+    assert again["score"] == pytest.approx(score, abs=2 / len(digits.val))
+
+
+def test_concurrent_workers_train_the_supernet_once(digits: DataSplits, tmp_path: Path) -> None:
+    (tmp_path / "artifacts").mkdir()
+    space = small_chain(digits)
+    storage = f"sqlite:///{tmp_path / 'ws.db'}"
+    optuna.create_study(storage=storage, study_name="ws", directions=["maximize", "minimize"])
+    workers = [evaluator(digits, space, tmp_path, claim_settle_s=0.3) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def work(ev: WeightSharingEvaluator) -> None:
+        try:
+            ev.attach(optuna.load_study(study_name="ws", storage=storage))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(ev,)) for ev in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sorted(ev.training_steps_run for ev in workers) == [0, 34]
+    assert workers[0].artifact_id == workers[1].artifact_id is not None
+
+
+def test_scores_inherit_the_supernet_weights_and_beat_untrained_weights(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    space = small_cell(digits)
+    trained = Supernet(space, seed=0)
+    loader = torch.utils.data.DataLoader(
+        digits.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    assert trained.train(loader, config=TrainingConfig(epochs=3)) == 3 * 17
+    untrained = Supernet(space, seed=0)
+    rng = np.random.default_rng(3)
+    specs = [space.decode(sample_uniform(space.distributions(), rng)) for _ in range(4)]
+    val = torch.utils.data.DataLoader(digits.val, batch_size=128)
+    calibration = list(itertools.islice(loader, 4))
+    scores = {}
+    for name, supernet in (("trained", trained), ("untrained", untrained)):
+        accs = []
+        for i, spec in enumerate(specs):
+            model, fraction = supernet.inherit(spec, seed=i)
+            assert fraction == (1.0 if name == "trained" else 0.0)
+            recalibrate_batchnorm(model, calibration, device=torch.device("cpu"))
+            accs.append(_accuracy(model, val))
+        scores[name] = float(np.mean(accs))
+    assert scores["trained"] > scores["untrained"] + 0.15, scores
+
+    # The inherited weights are the supernet's, edge by edge.
+    spec = next(s for s in specs if any(n.op == "conv" and "edge" in n.id for n in s.nodes))
+    model, _ = trained.inherit(spec, seed=0)
+    node = next(n for n in spec.nodes if n.op == "conv" and "edge" in n.id)
+    weight = model.get_parameter(f"{module_name(node.id)}.conv.weight")
+    kernel = f'"kernel": {node.config["kernel"]}'
+    shared = [
+        t
+        for k, t in trained.tensors.items()
+        if k.startswith(f"{node.id}|conv|") and kernel in k and k.endswith("conv.weight")
+    ]
+    assert len(shared) == 1 and torch.equal(weight, shared[0].detach())
+
+
+def test_chain_widths_share_leading_slices(digits: DataSplits) -> None:
+    space = small_chain(digits)
+    supernet = Supernet(space, seed=0)
+    loader = torch.utils.data.DataLoader(digits.train, batch_size=64)
+    supernet.train(loader, config=TrainingConfig(epochs=1))
+    base = {"depth": 2, "activation": "relu", "layer1/op": "conv_3x3", "layer1/skip": "none"}
+    base |= {"layer2/op": "identity", "layer2/skip": "none"}
+    narrow = space.decode({**base, "layer1/width": 8})
+    wide = space.decode({**base, "layer1/width": 16})
+    w8 = supernet.inherit(narrow, seed=0)[0].get_parameter("layer1.conv.weight")
+    w16 = supernet.inherit(wide, seed=1)[0].get_parameter("layer1.conv.weight")
+    assert w8.shape[0] == 8 and w16.shape[0] == 16
+    assert torch.equal(w8, w16[:8])
+
+
+def test_recalibration_is_the_cumulative_average_over_batches() -> None:
+    bn = nn.BatchNorm2d(2)
+    model = nn.Sequential(bn)
+    bn.reset_running_stats()
+    assert bn.running_mean is not None
+    torch.nn.init.constant_(bn.running_mean, 5.0)
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 2, 3, 3, generator=gen) + i, torch.zeros(8)) for i in range(3)]
+    assert recalibrate_batchnorm(model, batches, device=torch.device("cpu")) == 3
+    expected = torch.stack([x.mean((0, 2, 3)) for x, _ in batches]).mean(0)
+    torch.testing.assert_close(bn.running_mean, expected)
+    assert not model.training and bn.momentum is None
+
+
+def test_bad_arguments_and_missing_attach_raise_clear_errors(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    space = small_chain(digits)
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+    with pytest.raises(ValueError, match="calibration_batches >= 1"):
+        WeightSharingEvaluator(
+            digits,
+            space=space,
+            artifact_store=store,
+            training=TrainingConfig(epochs=1),
+            calibration_batches=0,
+        )
+    other = ChainSpace(input_shape=(3, 8, 8), num_outputs=10)
+    with pytest.raises(ValueError, match="input_shape"):
+        WeightSharingEvaluator(
+            digits, space=other, artifact_store=store, training=TrainingConfig(epochs=1)
+        )
+    ev = WeightSharingEvaluator(
+        digits, space=space, artifact_store=store, training=TrainingConfig(epochs=1)
+    )
+    with pytest.raises(RuntimeError, match="attach"):
+        ev.evaluate(
+            space.decode(sample_uniform(space.distributions(), np.random.default_rng(0))),
+            report=None,
+            seed=0,
+        )
+
+
+def _accuracy(model: nn.Module, loader: torch.utils.data.DataLoader) -> float:  # type: ignore[type-arg]
+    model.eval()
+    with torch.no_grad():
+        correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in loader)
+    return correct / len(loader.dataset)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_weight_sharing_benchmark_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, "benchmarks/weight_sharing.py", "--smoke"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.stdout[out.stdout.index("{\n") :])
+    for row in result["spaces"].values():
+        assert -1.0 <= row["kendall_tau"] <= 1.0
+        assert row["ws_seconds_per_candidate"] > 0

@@ -1,0 +1,148 @@
+"""LearningCurvePruner: synthetic curves for the decision, one real tiny study on digits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+import math
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+import pytest
+import torch
+
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.objective import NASObjective
+from optuna_nas.pruners import LearningCurvePruner
+from optuna_nas.pruners import extrapolate_curve
+from optuna_nas.spaces import ChainSpace
+
+
+def saturating(final: float, rate: float, steps: int) -> list[float]:
+    return [final - (final - 0.1) * math.exp(-rate * s) for s in range(1, steps + 1)]
+
+
+def study_with(
+    finals: Sequence[float], pruner: optuna.pruners.BasePruner, epochs: int = 20
+) -> optuna.Study:
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for final in finals:
+        curve = saturating(final, 0.5, epochs)
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=curve[-1], intermediate_values=dict(enumerate(curve, start=1))
+            )
+        )
+    return study
+
+
+def decide(study: optuna.Study, partial: Sequence[float]) -> bool:
+    trial = study.ask()
+    prune = False
+    for step, value in enumerate(partial, start=1):
+        trial.report(value, step)
+        prune = trial.should_prune()
+    return prune
+
+
+def test_prunes_a_clearly_bad_curve_and_keeps_a_good_one() -> None:
+    pruner = LearningCurvePruner(final_step=20, threshold=0.05, n_warmup_steps=3)
+    study = study_with([0.90, 0.93, 0.95], pruner)
+    assert decide(study, saturating(0.50, 0.5, 5))  # plateaus far below 0.95
+    assert not decide(study, saturating(0.99, 0.3, 5))  # still rising towards more than 0.95
+
+
+def test_compares_with_the_kth_best_and_waits_for_warmup_and_k_trials() -> None:
+    bad = saturating(0.88, 0.5, 6)
+    assert decide(study_with([0.80, 0.93, 0.95], LearningCurvePruner(final_step=20, k=1)), bad)
+    assert not decide(study_with([0.80, 0.93, 0.95], LearningCurvePruner(final_step=20, k=3)), bad)
+    warm = LearningCurvePruner(final_step=20, n_warmup_steps=8)
+    assert not decide(study_with([0.95], warm), bad)  # step 6 < 8
+    assert not decide(study_with([0.95], LearningCurvePruner(final_step=20, k=2)), bad)
+
+
+def test_minimised_curves_are_negated() -> None:
+    pruner = LearningCurvePruner(final_step=20, bounds=None)
+    study = optuna.create_study(direction="minimize", pruner=pruner)
+    loss = [1 - v for v in saturating(0.95, 0.5, 20)]
+    study.add_trial(
+        optuna.trial.create_trial(value=loss[-1], intermediate_values=dict(enumerate(loss, 1)))
+    )
+    assert decide(study, [1 - v for v in saturating(0.5, 0.5, 5)])
+    assert not decide(study, [1 - v for v in saturating(0.99, 0.3, 5)])
+
+
+def test_forecast_intervals_cover_the_truth_of_noisy_curves() -> None:
+    rng = np.random.default_rng(0)
+    truth = saturating(0.9, 0.5, 30)
+    covered = []
+    for _ in range(20):
+        noisy = [v + rng.normal(0, 0.01) for v in truth[:8]]
+        forecast = extrapolate_curve(range(1, 9), noisy, final_step=30, rng=rng)
+        low, high = np.percentile(forecast.samples, [5, 95])
+        covered.append(low < truth[-1] < high)
+        assert math.isclose(sum(forecast.weights.values()), 1.0)
+    assert np.mean(covered) >= 0.7  # nominal 0.9; measured 0.85-0.9 for this curve
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": 0}, "k >= 1"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"final_step": -1}, "final_step"),
+        ({"bounds": (1.0, 0.0)}, "bounds"),
+        ({"n_warmup_steps": -1}, "n_warmup_steps"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        LearningCurvePruner(**kwargs)  # type: ignore[arg-type]
+
+
+def test_extrapolation_rejects_too_short_curves() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        extrapolate_curve([1, 2], [0.1, 0.2], final_step=5, rng=np.random.default_rng(0))
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_real_study_prunes_a_bad_architecture_and_keeps_its_curve(one_thread: None) -> None:
+    data = load_digits(seed=0)
+    space = ChainSpace(
+        input_shape=data.input_shape, num_outputs=data.num_classes, max_depth=3, widths=(16,)
+    )
+    epochs = 6
+    objective = NASObjective(
+        space,
+        FullTraining(data, training=TrainingConfig(epochs=epochs)),
+        objectives=("val_accuracy",),
+    )
+    pruner = LearningCurvePruner(final_step=epochs, n_warmup_steps=3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    good = {"depth": 2, "activation": "relu", "layer1/op": "conv_3x3", "layer1/width": 16}
+    good |= {
+        "layer1/skip": "none",
+        "layer2/op": "conv_3x3",
+        "layer2/width": 16,
+        "layer2/skip": "none",
+    }
+    bad = {"depth": 2, "activation": "relu", "layer1/op": "max_pool_3x3", "layer1/skip": "none"}
+    bad |= {"layer2/op": "identity", "layer2/skip": "none"}  # only the stem learns: far worse
+    study.enqueue_trial(good)
+    study.enqueue_trial(bad)
+    study.optimize(objective, n_trials=2)
+    kept, pruned = study.trials
+    assert kept.state is TrialState.COMPLETE and len(kept.intermediate_values) == epochs
+    assert pruned.state is TrialState.PRUNED, pruned.intermediate_values
+    assert 3 <= len(pruned.intermediate_values) < epochs
+    assert list(pruned.intermediate_values.values()) == pruned.user_attrs["val_accuracy_curve"]
