@@ -4,6 +4,11 @@
 later process needs is written to the trial: the spec as JSON (``user_attrs["spec"]``), its
 canonical hash, its parameter count and FLOPs (computed before any training), the validation
 curve and the training time. Plain Optuna tools read all of it without importing optuna_nas.
+
+Before training, the trial looks its canonical hash up in the study (race-free between workers,
+see :mod:`optuna_nas.storage._dedup`): an architecture already evaluated, or being evaluated by
+another worker, is not trained again; the trial copies that trial's values and metrics and
+records ``user_attrs["duplicate_of"]``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from optuna_nas.metrics import count_params
 from optuna_nas.metrics import measure_latency
 from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import canonical_hash
+from optuna_nas.storage import copy_duplicate
+from optuna_nas.storage import find_or_claim
 
 #: Objective name -> Optuna direction. Accuracy is a fraction in [0, 1].
 OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {
@@ -45,6 +52,13 @@ class NASObjective:
         seed: Base seed; trial ``n`` is evaluated with seed ``seed + n``.
         device: Where the latency objective is measured (never chosen automatically).
         latency_batch_size: Batch size of the latency measurement, if requested.
+        deduplicate: Evaluate each canonical architecture once per study (see the module
+            docstring); ``False`` trains every trial.
+        duplicate_timeout: Seconds a trial waits for another worker's trial that evaluates the
+            same architecture before it fails with
+            :class:`~optuna_nas.storage.DuplicateWaitTimeout` (``None``: as long as that trial
+            runs; with heartbeats a dead worker's trial is failed and taken over).
+        duplicate_poll_interval: Seconds between checks of that trial's state.
 
     Single-objective studies report the validation accuracy every epoch with ``trial.report``
     and stop when ``trial.should_prune()`` says so. Optuna does not allow ``trial.report`` in
@@ -61,6 +75,9 @@ class NASObjective:
         seed: int = 0,
         device: str | torch.device = "cpu",
         latency_batch_size: int = 1,
+        deduplicate: bool = True,
+        duplicate_timeout: float | None = None,
+        duplicate_poll_interval: float = 1.0,
     ) -> None:
         if isinstance(objectives, str) or not objectives:
             raise ValueError(
@@ -92,7 +109,18 @@ class NASObjective:
         self.objectives = tuple(objectives)
         self.seed = seed
         self.device = torch.device(device)
+        if duplicate_timeout is not None and not duplicate_timeout > 0:
+            raise ValueError(
+                f"`duplicate_timeout` must be None or > 0, but got {duplicate_timeout=}."
+            )
+        if not duplicate_poll_interval > 0:
+            raise ValueError(
+                f"`duplicate_poll_interval > 0` must hold, but got {duplicate_poll_interval=}."
+            )
         self.latency_batch_size = latency_batch_size
+        self.deduplicate = bool(deduplicate)
+        self.duplicate_timeout = duplicate_timeout
+        self.duplicate_poll_interval = duplicate_poll_interval
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
@@ -105,10 +133,21 @@ class NASObjective:
             "params": float(count_params(spec)),
             "flops": float(count_flops(spec)),
         }
+        spec_hash = canonical_hash(spec)
         trial.set_user_attr("spec", spec.to_dict())
-        trial.set_user_attr("canonical_hash", canonical_hash(spec))
+        trial.set_user_attr("canonical_hash", spec_hash)
         trial.set_user_attr("params", int(values["params"]))
         trial.set_user_attr("flops", int(values["flops"]))
+        if self.deduplicate:
+            source = find_or_claim(
+                trial,
+                spec_hash,
+                timeout=self.duplicate_timeout,
+                poll_interval=self.duplicate_poll_interval,
+            )
+            if source is not None:
+                copied = copy_duplicate(trial, source, keep=("spec", "params", "flops"))
+                return copied if isinstance(copied, float) else tuple(copied)
 
         single = len(self.objectives) == 1
         curve: list[float] = []

@@ -3,9 +3,12 @@
 Searches the chain (macro) space for small CNNs that are accurate (validation accuracy, up)
 and small (parameters, down), with Optuna's default sampler (TPE), training every candidate
 for a few epochs. Rerunning the same command continues the study up to ``--trials`` finished
-trials; ``optuna-dashboard <storage>`` shows it.
+trials; ``optuna-dashboard <storage>`` shows it. By default the study lives in
+``quickstart.db`` in the working directory; start the same command several times against one
+PostgreSQL, MySQL or Redis URL to run it with several workers (one device each).
 
-    python studies/quickstart.py --trials 20 --storage sqlite:///quickstart.db
+    python studies/quickstart.py --trials 20
+    python studies/quickstart.py --trials 40 --storage postgresql+psycopg2://user:pw@db/nas
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import time
 import warnings
 
 import optuna
-from optuna.trial import TrialState
 
 from optuna_nas.data import load_digits
 from optuna_nas.evaluation import FullTraining
@@ -23,27 +25,41 @@ from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import pareto_table
 from optuna_nas.spaces import ChainSpace
+from optuna_nas.storage import count_finished
+from optuna_nas.storage import mask_url
+from optuna_nas.storage import open_storage
+from optuna_nas.storage import run_study
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DEFAULT_STORAGE = "sqlite:///quickstart.db"  # in the working directory
 
 
 def main(argv: list[str] | None = None) -> optuna.Study:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="total finished trials wanted")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs per trial")
-    parser.add_argument("--storage", default="sqlite:///quickstart.db")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="storage URL")
     parser.add_argument("--study-name", default="quickstart")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--heartbeat", type=int, default=60, help="seconds between heartbeats of a trial"
+    )
+    parser.add_argument("--device", default="cpu", help="this worker's device, e.g. cuda:0")
     args = parser.parse_args(argv)
 
     data = load_digits(seed=args.seed)
     space = ChainSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
-    evaluator = FullTraining(data, training=TrainingConfig(epochs=args.epochs), batch_size=64)
+    evaluator = FullTraining(
+        data, training=TrainingConfig(epochs=args.epochs), batch_size=64, device=args.device
+    )
     objective = NASObjective(
-        space, evaluator, objectives=("val_accuracy", "params"), seed=args.seed
+        space,
+        evaluator,
+        objectives=("val_accuracy", "params"),
+        seed=args.seed,
+        device=args.device,
     )
     study = optuna.create_study(
-        storage=args.storage,
+        storage=open_storage(args.storage, heartbeat_interval=args.heartbeat),
         study_name=args.study_name,
         directions=objective.directions,
         load_if_exists=True,
@@ -51,25 +67,22 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard shows
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(objective.objectives))
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     # TPE is Optuna's default sampler; seeding it with the number of trials already stored
     # keeps a resumed run from replaying the first run's random start-up suggestions.
     study.sampler = optuna.samplers.TPESampler(seed=args.seed + len(study.trials))
 
     start = time.perf_counter()
-    study.optimize(
-        objective,
-        n_trials=max(0, args.trials - finished),
-        catch=(RuntimeError, ValueError),
-        callbacks=[optuna.study.MaxTrialsCallback(args.trials, states=FINISHED)],
-    )
+    # Runs only the trials still missing to reach --trials finished ones, however many
+    # workers share the study and whether or not an earlier run was killed.
+    run_study(study, objective, n_trials=args.trials, catch=(RuntimeError, ValueError))
     seconds = time.perf_counter() - start
 
-    print(f"\n{len(study.get_trials(states=FINISHED))} finished trials ({seconds:.0f} s this run)")
+    print(f"\n{count_finished(study)} finished trials ({seconds:.0f} s this run)")
     print("Pareto front (validation accuracy up, parameters down):\n")
     print(pareto_table(study))
-    print(f"\nView it:  optuna-dashboard {args.storage}")
-    print(f"Resume:   python studies/quickstart.py --storage {args.storage} --trials <more>")
+    shown = mask_url(args.storage)
+    print(f"\nView it:  optuna-dashboard {shown}")
+    print(f"Resume:   python studies/quickstart.py --storage {shown} --trials <more>")
     return study
 
 

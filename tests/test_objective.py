@@ -19,6 +19,7 @@ from optuna_nas.objective import NASObjective
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import canonical_hash
+from optuna_nas.storage import DUPLICATE_OF
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,3 +125,50 @@ def test_quickstart_resumes_and_plain_optuna_reads_it(tmp_path: Path) -> None:
     trials = json.loads(listed.stdout)
     assert [t["number"] for t in trials] == [0, 1, 2]  # resumed to 3 in all, not 2 + 3
     assert all(t["state"] == "COMPLETE" for t in trials)
+
+
+def _one_architecture_space(digits):  # type: ignore[no-untyped-def]
+    return ChainSpace(
+        input_shape=digits.input_shape,
+        num_outputs=digits.num_classes,
+        min_depth=1,
+        max_depth=1,
+        ops=("conv_3x3",),
+        widths=(8,),
+        skips=("none",),
+        activations=("relu",),
+        stride_layers=(),
+    )
+
+
+class _CountingTraining(FullTraining):
+    calls = 0
+
+    def evaluate(self, spec, *, report, seed):  # type: ignore[no-untyped-def]
+        type(self).calls += 1
+        return super().evaluate(spec, report=report, seed=seed)
+
+
+def test_same_architecture_is_trained_once_and_copied(digits, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    space = _one_architecture_space(digits)
+    evaluator = _CountingTraining(digits, training=TrainingConfig(epochs=1))
+    objective = NASObjective(space, evaluator, objectives=("val_accuracy", "params"))
+    storage = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = optuna.create_study(storage=storage, directions=objective.directions)
+    study.optimize(objective, n_trials=3)
+    assert _CountingTraining.calls == 1
+    first, *copies = study.trials
+    assert DUPLICATE_OF not in first.user_attrs
+    for t in copies:
+        assert t.state is TrialState.COMPLETE
+        assert t.values == first.values
+        assert t.user_attrs[DUPLICATE_OF] == 0
+        assert t.user_attrs["val_accuracy_curve"] == first.user_attrs["val_accuracy_curve"]
+        assert t.user_attrs["canonical_hash"] == first.user_attrs["canonical_hash"]
+
+    again = NASObjective(
+        space, evaluator, objectives=("val_accuracy", "params"), deduplicate=False
+    )
+    study.optimize(again, n_trials=1)
+    assert _CountingTraining.calls == 2
+    assert DUPLICATE_OF not in study.trials[-1].user_attrs

@@ -1,0 +1,233 @@
+"""Claims that the storage arbitrates: at most one trial owns a key at a time.
+
+A :class:`ClaimBoard` maps ``(study_id, key)`` to the id of the trial that owns the key. Two
+operations, each atomic *in the storage itself* (never an in-process lock, so workers on
+different machines agree):
+
+``claim(study_id, key, trial_id)``
+    Insert-if-absent. Returns the owner after the call: ``trial_id`` if this call created the
+    claim, else the trial that holds it.
+``take_over(study_id, key, old, new)``
+    Compare-and-set: the owner becomes ``new`` only if it is still ``old``. Exactly one of
+    several workers trying to replace the same dead owner succeeds.
+
+How each storage makes these atomic:
+
+* **RDB** (SQLite, PostgreSQL, MySQL): the table ``optuna_nas_claims`` with primary key
+  ``(study_id, claim_key)``, created beside Optuna's tables. ``claim`` is a plain ``INSERT``:
+  the primary key lets one insert succeed and makes every other one fail with an integrity
+  error, whatever the interleaving of transactions. ``take_over`` is
+  ``UPDATE ... SET trial_id = new WHERE ... AND trial_id = old``, which the database applies to
+  the row atomically (row lock / SQLite's write lock); its row count says who won. The column
+  ``trial_id`` references ``trials.trial_id`` with ``ON DELETE CASCADE``, so deleting a study
+  with Optuna's tools deletes its claims (where the database enforces foreign keys).
+* **Journal in Redis**: the key ``<prefix>:optuna_nas:claim:<study_id>:<key>`` in the same
+  Redis; ``claim`` is ``SET NX``, ``take_over`` a Lua compare-and-set (Redis runs scripts
+  atomically).
+* **Journal file**: a lock file beside the journal (``<journal>.optuna_nas_claims.lock``,
+  created with ``O_EXCL`` like the journal's own lock, forcibly released after 30 s as Optuna's
+  is) serialises a read-check-write of the study system attr ``optuna_nas:claim:<key>``; the
+  write is appended to the journal before the lock is released, so the next holder replays it.
+* **In-memory** storage (one process): the same read-check-write under a ``threading.Lock``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from collections.abc import Iterator
+import contextlib
+import threading
+from typing import Any
+import weakref
+
+from optuna.storages import BaseStorage
+from optuna.storages import InMemoryStorage
+from optuna.storages import RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileOpenLock
+from optuna.storages.journal import JournalRedisBackend
+from optuna.storages.journal import JournalStorage
+
+CLAIMS_TABLE = "optuna_nas_claims"
+_ATTR_PREFIX = "optuna_nas:claim:"
+_CAS_LUA = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end"
+)
+
+
+class ClaimBoard(abc.ABC):
+    """Storage-arbitrated ownership of keys; see the module docstring."""
+
+    @abc.abstractmethod
+    def claim(self, study_id: int, key: str, trial_id: int) -> int:
+        """Claim ``key`` for ``trial_id`` if nobody owns it; return the owner's trial id."""
+
+    @abc.abstractmethod
+    def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
+        """Make ``new`` the owner if ``old`` still is; True if this call did it."""
+
+
+_BOARDS: weakref.WeakKeyDictionary[BaseStorage, ClaimBoard] = weakref.WeakKeyDictionary()
+_BOARDS_LOCK = threading.Lock()
+
+
+def claim_board(storage: BaseStorage) -> ClaimBoard:
+    """The claim board of ``storage`` (created once per storage object)."""
+    inner = storage._backend if isinstance(storage, _CachedStorage) else storage
+    with _BOARDS_LOCK:
+        board = _BOARDS.get(inner)
+        if board is None:
+            board = _make_board(inner)
+            _BOARDS[inner] = board
+        return board
+
+
+def _make_board(storage: BaseStorage) -> ClaimBoard:
+    if isinstance(storage, RDBStorage):
+        return _SqlBoard(storage.engine)
+    if isinstance(storage, JournalStorage):
+        backend = storage._backend
+        if isinstance(backend, JournalRedisBackend):
+            return _RedisBoard(backend)
+        if isinstance(backend, JournalFileBackend):
+            lock = JournalFileOpenLock(backend._file_path + ".optuna_nas_claims")
+            return _AttrBoard(storage, _file_lock(lock))
+    if isinstance(storage, InMemoryStorage):
+        return _AttrBoard(storage, _thread_lock(threading.Lock()))
+    raise ValueError(
+        f"race-free deduplication needs an RDB, journal (file or Redis) or in-memory storage, "
+        f"but the study uses {type(storage).__name__}; open it with optuna_nas.storage."
+        "open_storage or turn deduplication off (NASObjective(deduplicate=False))."
+    )
+
+
+class _SqlBoard(ClaimBoard):
+    def __init__(self, engine: Any) -> None:
+        import sqlalchemy as sa
+
+        metadata = sa.MetaData()
+        sa.Table("trials", metadata, sa.Column("trial_id", sa.Integer, primary_key=True))
+        self._table = sa.Table(
+            CLAIMS_TABLE,
+            metadata,
+            sa.Column("study_id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("claim_key", sa.String(255), primary_key=True),
+            sa.Column(
+                "trial_id",
+                sa.Integer,
+                sa.ForeignKey("trials.trial_id", ondelete="CASCADE"),
+                nullable=False,
+            ),
+        )
+        self._engine = engine
+        self._sa = sa
+        try:
+            metadata.create_all(engine, tables=[self._table], checkfirst=True)
+        except sa.exc.SQLAlchemyError:
+            # Two workers creating the table at once: PostgreSQL lets one CREATE fail.
+            if not sa.inspect(engine).has_table(CLAIMS_TABLE):
+                raise
+
+    def claim(self, study_id: int, key: str, trial_id: int) -> int:
+        sa, table = self._sa, self._table
+        where = (table.c.study_id == study_id) & (table.c.claim_key == key)
+        while True:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        table.insert().values(study_id=study_id, claim_key=key, trial_id=trial_id)
+                    )
+                return trial_id
+            except sa.exc.IntegrityError:
+                pass
+            with self._engine.connect() as conn:
+                owner = conn.execute(sa.select(table.c.trial_id).where(where)).scalar()
+            if owner is not None:  # None: the owner's study was deleted meanwhile; insert again
+                return int(owner)
+
+    def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
+        table = self._table
+        statement = (
+            table.update()
+            .where(
+                (table.c.study_id == study_id)
+                & (table.c.claim_key == key)
+                & (table.c.trial_id == old)
+            )
+            .values(trial_id=new)
+        )
+        with self._engine.begin() as conn:
+            return bool(conn.execute(statement).rowcount == 1)
+
+
+class _RedisBoard(ClaimBoard):
+    def __init__(self, backend: JournalRedisBackend) -> None:
+        self._redis = backend._redis
+        self._prefix = backend._prefix
+        self._cas = self._redis.register_script(_CAS_LUA)
+
+    def _key(self, study_id: int, key: str) -> str:
+        return f"{self._prefix}:optuna_nas:claim:{study_id}:{key}"
+
+    def claim(self, study_id: int, key: str, trial_id: int) -> int:
+        name = self._key(study_id, key)
+        while True:
+            if self._redis.set(name, trial_id, nx=True):
+                return trial_id
+            owner = self._redis.get(name)
+            if owner is not None:
+                return int(owner)
+
+    def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
+        return bool(self._cas(keys=[self._key(study_id, key)], args=[old, new]) == 1)
+
+
+class _AttrBoard(ClaimBoard):
+    def __init__(
+        self, storage: BaseStorage, lock: Callable[[], contextlib.AbstractContextManager[None]]
+    ) -> None:
+        self._storage = storage
+        self._lock = lock
+
+    def _owner(self, study_id: int, key: str) -> int | None:
+        owner = self._storage.get_study_system_attrs(study_id).get(_ATTR_PREFIX + key)
+        return None if owner is None else int(owner)
+
+    def claim(self, study_id: int, key: str, trial_id: int) -> int:
+        with self._lock():
+            owner = self._owner(study_id, key)
+            if owner is not None:
+                return owner
+            self._storage.set_study_system_attr(study_id, _ATTR_PREFIX + key, trial_id)
+            return trial_id
+
+    def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
+        with self._lock():
+            if self._owner(study_id, key) != old:
+                return False
+            self._storage.set_study_system_attr(study_id, _ATTR_PREFIX + key, new)
+            return True
+
+
+def _file_lock(lock: JournalFileOpenLock) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    return held
+
+
+def _thread_lock(lock: threading.Lock) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        with lock:
+            yield
+
+    return held

@@ -1,0 +1,98 @@
+"""Heartbeats for Optuna's journal storage, which has none of its own (Optuna 5.0).
+
+:class:`optuna.storages.RDBStorage` records heartbeats in a table and
+:func:`optuna.storages.fail_stale_trials` (called by ``Study.optimize`` before every trial)
+fails ``RUNNING`` trials whose heartbeat is older than the grace period, then runs the stale-trial
+callback (e.g. :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues the
+same parameters again). :class:`JournalHeartbeatStorage` gives the journal storage the same
+interface (:class:`optuna.storages._heartbeat.BaseHeartbeat`), so Optuna's own optimize loop,
+``fail_stale_trials`` and the retry callback work on it unchanged.
+
+A heartbeat is the trial system attr ``optuna_nas:heartbeat = [trial_id, seconds]``. The trial
+id is part of the value because the retry callback copies system attrs into the re-enqueued
+trial: a copied heartbeat names another trial and is ignored. The clock is the Redis server's
+``TIME`` for the Redis backend (one clock for all workers, like the database clock RDB uses) and
+the local wall clock for the file backend, whose workers must keep their clocks in step (NTP)
+to well within the grace period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+import time
+from typing import Any
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import BaseJournalBackend
+from optuna.storages.journal import JournalRedisBackend
+from optuna.storages.journal import JournalStorage
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+HEARTBEAT_KEY = "optuna_nas:heartbeat"
+
+
+class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
+    """A :class:`~optuna.storages.journal.JournalStorage` with RDB-style heartbeats.
+
+    Args:
+        log_storage: The journal backend (file or Redis).
+        heartbeat_interval: Seconds between heartbeats of a running trial; ``None``: off.
+        grace_period: Seconds without a heartbeat before a running trial is stale
+            (default ``2 * heartbeat_interval``, as in ``RDBStorage``).
+        heartbeat_stale_trial_callback: Called with each trial failed for being stale.
+    """
+
+    def __init__(
+        self,
+        log_storage: BaseJournalBackend,
+        *,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    ) -> None:
+        for name, value in (
+            ("heartbeat_interval", heartbeat_interval),
+            ("grace_period", grace_period),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"`{name}` must be None or positive, but got {name}={value}.")
+        super().__init__(log_storage)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
+
+    def _now(self) -> float:
+        if isinstance(self._backend, JournalRedisBackend):
+            seconds, micros = self._backend._redis.time()
+            return float(seconds) + micros / 1e6
+        return time.time()
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # A trial another worker already failed as stale takes no heartbeat; its tell says so.
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, [trial_id, self._now()])
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        interval = self.heartbeat_interval
+        if interval is None:
+            return []
+        grace = self.grace_period if self.grace_period is not None else 2 * interval
+        now = self._now()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            beat: Any = trial.system_attrs.get(HEARTBEAT_KEY)
+            if isinstance(beat, list) and beat[0] == trial._trial_id and now - beat[1] > grace:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(
+        self,
+    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.heartbeat_stale_trial_callback

@@ -1,0 +1,171 @@
+"""Run a study up to a total number of finished trials, from any number of workers, resumably.
+
+:func:`run_study` is what every worker of a study calls with the same ``n_trials``: a first run
+starts the study, a rerun after a crash continues it, and N concurrent workers share the work.
+The study ends with exactly ``n_trials`` finished (``COMPLETE`` or ``PRUNED``) trials.
+
+Exactness with concurrent workers rests on *slots* when the storage has heartbeats: before its
+objective runs, a trial claims one of the keys ``slot:0 .. slot:c-1`` on the study's
+:func:`~optuna_nas.storage.claim_board` (a storage-arbitrated insert-if-absent). A slot held by
+a finished trial is used up; one held by a ``FAIL`` trial (crashed, killed and failed by the
+heartbeat, or raised) is taken over by compare-and-set. A worker starts a new trial only while
+``finished + running slot holders < n_trials`` and otherwise waits, failing stale trials, until
+a slot frees or all are finished. The capacity ``c`` is ``n_trials`` minus the finished trials
+that hold no slot (run without heartbeats, or before slots existed). A trial that loses the
+last slot in a photo finish with another worker is never evaluated: it ends ``FAIL`` with
+``system_attrs["optuna_nas:surplus"]`` (at most one per worker and only in that race; it
+counts as neither finished nor lost).
+
+Without heartbeats a running trial might belong to a dead worker forever, so nothing is waited
+for: the run stops once the study holds ``n_trials`` finished trials, as Optuna's
+``MaxTrialsCallback`` does, and concurrent workers may overshoot by up to one trial each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Sequence
+import time
+from typing import Any
+import warnings
+
+import optuna
+from optuna.storages import fail_stale_trials
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_nas.storage._claims import claim_board
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SLOT_ATTR = "optuna_nas:slot"
+SURPLUS_ATTR = "optuna_nas:surplus"
+
+Objective = Callable[[optuna.Trial], Any]
+
+
+class _Surplus(RuntimeError):
+    """Raised inside a trial that found every slot taken; the trial ends FAIL, unevaluated."""
+
+
+def count_finished(study: optuna.Study) -> int:
+    """The number of ``COMPLETE`` and ``PRUNED`` trials of ``study``."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def run_study(
+    study: optuna.Study,
+    objective: Objective,
+    *,
+    n_trials: int,
+    catch: Sequence[type[Exception]] = (),
+    poll_interval: float = 1.0,
+    max_consecutive_failures: int = 10,
+) -> int:
+    """Run trials until ``study`` holds ``n_trials`` finished trials; return how many ran here.
+
+    Args:
+        study: The study, opened with ``load_if_exists=True`` by every worker.
+        objective: The objective, e.g. :class:`~optuna_nas.objective.NASObjective`.
+        n_trials: The total number of finished trials wanted (not the number to add).
+        catch: Exceptions that fail a trial without stopping the worker (``Study.optimize``).
+        poll_interval: Seconds between checks while waiting for other workers' trials.
+        max_consecutive_failures: Give up (``RuntimeError``) when this many trials of this
+            worker failed in a row, instead of failing forever on a broken set-up.
+    """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
+        raise ValueError(f"`n_trials` must be an int >= 0, but got {n_trials!r}.")
+    if not poll_interval > 0:
+        raise ValueError(f"`poll_interval > 0` must hold, but got {poll_interval=}.")
+    if isinstance(max_consecutive_failures, bool) or max_consecutive_failures < 1:
+        raise ValueError(
+            f"`max_consecutive_failures >= 1` must hold, but got {max_consecutive_failures=}."
+        )
+    slots = is_heartbeat_enabled(study._storage)
+    wrapped = _with_slot(objective, n_trials, poll_interval) if slots else objective
+    ran = failures = 0
+    last: list[FrozenTrial] = []
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in FINISHED for t in trials)
+        if finished >= n_trials:
+            return ran
+        if slots and finished + sum(_holds_slot(t) for t in trials) >= n_trials:
+            _fail_stale(study)
+            time.sleep(poll_interval)
+            continue
+        study.optimize(
+            wrapped, n_trials=1, catch=(*catch, _Surplus), callbacks=[lambda _, t: last.append(t)]
+        )
+        ran += 1
+        if last[-1].system_attrs.get(SURPLUS_ATTR):
+            continue  # the loop's check sees the study finished (or a slot freed meanwhile)
+        failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
+        if failures >= max_consecutive_failures:
+            raise RuntimeError(
+                f"{failures} trials of this worker failed in a row (the last is trial "
+                f"{last[-1].number}; see the log for its error); stopping."
+            )
+
+
+def _with_slot(objective: Objective, n_trials: int, poll_interval: float) -> Objective:
+    def run(trial: optuna.Trial) -> Any:
+        if not _claim_slot(trial, n_trials, poll_interval):
+            trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
+            raise _Surplus(f"all {n_trials} trial slots were taken by other workers' trials")
+        return objective(trial)
+
+    return run
+
+
+def _slot_of(t: FrozenTrial) -> int | None:
+    value = t.system_attrs.get(SLOT_ATTR)
+    if isinstance(value, list) and len(value) == 2 and value[0] == t._trial_id:
+        return int(value[1])
+    return None  # no slot, or one copied from a failed trial by the retry callback
+
+
+def _holds_slot(t: FrozenTrial) -> bool:
+    return t.state is TrialState.RUNNING and _slot_of(t) is not None
+
+
+def _claim_slot(trial: optuna.Trial, n_trials: int, poll_interval: float) -> bool:
+    study = trial.study
+    storage, study_id, me = study._storage, study._study_id, trial._trial_id
+    board = claim_board(storage)
+    while True:
+        taken: dict[int, FrozenTrial] = {}
+        unslotted = 0  # finished without a slot: run without heartbeats, or before slots
+        for t in study.get_trials(deepcopy=False):
+            slot = _slot_of(t)
+            if slot is None:
+                unslotted += t.state in FINISHED
+            elif t.state is not TrialState.FAIL and t._trial_id != me:
+                taken[slot] = t
+        capacity = n_trials - unslotted
+        if sum(t.state in FINISHED for t in taken.values()) >= capacity:
+            return False
+        for slot in range(capacity):
+            if slot in taken:
+                continue
+            storage.set_trial_system_attr(me, SLOT_ATTR, [me, slot])  # before the claim
+            owner_id = board.claim(study_id, f"slot:{slot}", me)
+            if owner_id == me:
+                return True
+            try:
+                owner: FrozenTrial | None = storage.get_trial(owner_id)
+            except KeyError:
+                owner = None
+            live = owner is not None and _slot_of(owner) == slot
+            if (not live or owner.state is TrialState.FAIL) and board.take_over(  # type: ignore[union-attr]
+                study_id, f"slot:{slot}", owner_id, me
+            ):
+                return True
+        _fail_stale(study)
+        time.sleep(poll_interval)
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
