@@ -1,0 +1,278 @@
+"""``DartsSampler``: DARTS's architecture, and draws around it, as ordinary Optuna trials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+import math
+import threading
+import time
+from typing import Any
+import uuid
+
+import numpy as np
+import optuna
+from optuna.artifacts._protocol import ArtifactStore
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.samplers import RandomSampler
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+import torch
+
+from optuna_nas.data import DataSplits
+from optuna_nas.samplers._darts import _persist as persist
+from optuna_nas.samplers._darts._plan import SupernetPlan
+from optuna_nas.samplers._darts._plan import make_plan
+from optuna_nas.samplers._darts._search import DartsSearchConfig
+from optuna_nas.samplers._darts._search import EpochRecord
+from optuna_nas.samplers._darts._search import SearchState
+from optuna_nas.samplers._darts._search import run_epoch
+from optuna_nas.samplers._darts._search import search
+from optuna_nas.samplers._darts._supernet import DartsSupernet
+from optuna_nas.samplers._darts._supernet import export_choices
+from optuna_nas.spaces import SearchSpace
+
+_SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
+
+
+class DartsSampler(BaseSampler):
+    """Propose DARTS's architecture (Liu et al., ICLR 2019) and draws around it as trials.
+
+    Before the first trial of a study (in :meth:`before_trial`), the sampler runs the DARTS
+    search for that study, or resumes it from the last epoch saved in the study, unless it is
+    already complete: a supernet with a mixed op for every searched parameter of ``space``
+    (see :mod:`optuna_nas.samplers._darts._plan`) is trained with alternating first-order
+    updates (see :mod:`optuna_nas.samplers._darts._search`; against the collapse onto skip
+    connections: DARTS-'s decaying auxiliary skip and the DARTS+ early stop), and alpha is
+    written to the study's system attrs after every epoch. Only one worker searches (a
+    ``darts:claim`` system attr with a heartbeat per epoch); others wait for the result, and
+    take over a claim whose heartbeat is older than ``claim_timeout`` seconds (a killed
+    worker). :meth:`search` runs the same step explicitly.
+
+    Then, per trial, :meth:`sample_relative` proposes the argmax architecture if no trial of
+    the study has it yet, and otherwise architectures drawn from ``softmax(alpha / temperature)``
+    per searched parameter (up to 100 draws to find one not yet in the study), with the fixed
+    parameters alongside. The trials are evaluated by the user's objective like any other, so
+    DARTS's choice is checked by real training. Parameters outside the space go to a
+    :class:`~optuna.samplers.RandomSampler`. The sampler never reads objective values, so any
+    number of objectives works.
+
+    Args:
+        space: The search space.
+        data: Weights train on ``data.train``, alpha on ``data.val``.
+        fixed_params: Values of every parameter the space asks for that is not searched (for
+            a :class:`~optuna_nas.spaces.ChainSpace`: ``depth``, ``activation``,
+            ``layer{i}/width`` equal to ``stem_channels``, ``layer{i}/stride`` 1,
+            ``layer{i}/skip``). None for a :class:`~optuna_nas.spaces.CellSpace`.
+        searched_params: The searched categorical parameters; default: every ``.../op``
+            parameter the space asks for that is not fixed.
+        search_config: Epochs, learning rates, batch size, relaxation, collapse remedy,
+            device; default ``DartsSearchConfig()``.
+        temperature: ``T`` of the ``softmax(alpha / T)`` draws after the argmax.
+        artifact_store: Where the supernet and optimizer state go after every epoch, e.g.
+            :class:`optuna.artifacts.FileSystemArtifactStore`. Without one, a resumed search
+            keeps alpha's history but re-initialises the weights and retrains them (weights only,
+            alpha fixed at its last saved value, with the same data order and learning rates) for
+            the epochs already done, then continues; Adam's alpha moments restart.
+        seed: Seed of the search (weights, data order, alpha init) and of the draws. The first
+            worker's search seed is stored in the study and used by every worker. ``None``
+            draws one.
+        claim_timeout: Seconds without a heartbeat after which another worker's claim on the
+            search is taken over.
+        poll_interval: Seconds between checks while another worker searches.
+    """
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        data: DataSplits,
+        fixed_params: Mapping[str, Any] | None = None,
+        searched_params: Sequence[str] | None = None,
+        search_config: DartsSearchConfig | None = None,
+        temperature: float = 1.0,
+        artifact_store: ArtifactStore | None = None,
+        seed: int | None = None,
+        claim_timeout: float = 600.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        if not isinstance(data, DataSplits):
+            raise TypeError(f"`data` must be a DataSplits, but got {type(data).__name__}.")
+        if not isinstance(space, SearchSpace):
+            raise TypeError(f"`space` must be a SearchSpace, but got {type(space).__name__}.")
+        if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
+            raise ValueError(
+                f"`space` builds networks for input_shape={space.input_shape} and "
+                f"num_outputs={space.num_outputs}, but `data` {data.name!r} has "
+                f"input_shape={data.input_shape} and {data.num_classes} classes."
+            )
+        self._plan: SupernetPlan = make_plan(space, fixed_params, searched_params)
+        config = DartsSearchConfig() if search_config is None else search_config
+        if not isinstance(config, DartsSearchConfig):
+            raise TypeError(
+                f"`search_config` must be a DartsSearchConfig, but got {type(config).__name__}."
+            )
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)):
+            raise ValueError(f"`temperature` must be finite and > 0, but got {temperature!r}.")
+        if temperature <= 0:
+            raise ValueError(f"`temperature` must be finite and > 0, but got {temperature!r}.")
+        for name, v in (("claim_timeout", claim_timeout), ("poll_interval", poll_interval)):
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"`{name} > 0` must hold, but got {name}={v!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"`seed` must be None or an int, but got {seed!r}.")
+        self._data = data
+        self._config = config
+        self._temperature = float(temperature)
+        self._store = artifact_store
+        self._seed = seed
+        self._search_seed = seed if seed is not None else int(np.random.randint(2**31 - 1))
+        self._rng = np.random.RandomState(seed)
+        self._random_sampler = RandomSampler(seed=seed)
+        self._claim_timeout = float(claim_timeout)
+        self._poll = float(poll_interval)
+        self._worker = uuid.uuid4().hex
+        self._lock = threading.RLock()
+
+    @property
+    def plan(self) -> SupernetPlan:
+        """The searched and fixed parameters (and the specs the supernet is built from)."""
+        return self._plan
+
+    # ------------------------------------------------------------------ the search
+
+    def _settings(self) -> dict[str, Any]:
+        d = self._data
+        return {
+            "space": self._plan.space.name,
+            "searched": {p.name: list(p.choices) for p in self._plan.params},
+            "fixed": dict(self._plan.fixed),
+            "config": self._config.to_dict(),
+            "data": {"name": d.name, "train": len(d.train), "val": len(d.val)},
+        }
+
+    def alpha(self, study: optuna.Study) -> dict[str, list[float]] | None:
+        """The final alpha of ``study``'s search, or None while it is not complete."""
+        result = persist.attrs(study).get(persist.RESULT)
+        return None if result is None else dict(result["alpha"])
+
+    def search(self, study: optuna.Study) -> dict[str, list[float]]:
+        """Run (or resume, or wait for) ``study``'s DARTS search; return the final alpha."""
+        with self._lock:
+            seed = persist.check_settings(study, self._settings(), self._search_seed)
+            while True:
+                alpha = self.alpha(study)
+                if alpha is not None:
+                    return alpha
+                if persist.try_claim(study, self._worker, self._claim_timeout):
+                    return self._run(study, seed)
+                time.sleep(self._poll)
+
+    def _run(self, study: optuna.Study, seed: int) -> dict[str, list[float]]:
+        attrs = persist.attrs(study)
+        history: list[dict[str, Any]] = list(attrs.get(persist.HISTORY, []))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            state = SearchState(DartsSupernet(self._plan), self._config)
+        done = len(history)
+        if done:
+            ckpt = attrs.get(persist.CHECKPOINT)
+            if self._store is not None and ckpt is not None and ckpt["epoch"] == done:
+                state.load_state_dict(persist.load_checkpoint(self._store, ckpt["artifact_id"]))
+            else:
+                state.net.load_alpha(history[-1]["alpha"])
+                for epoch in range(done):
+                    run_epoch(state, *self._splits(), epoch=epoch, seed=seed, update_alpha=False)
+            # Killed after saving the epoch that triggered the DARTS+ stop: the search is over.
+            last, limit = history[-1], self._config.max_skip_edges
+            if limit is not None and done > self._config.warmup and last["skip_edges"] >= limit:
+                return self._finish(study, done, True, last["alpha"])
+
+        def on_epoch(record: EpochRecord, st: SearchState) -> None:
+            entry = record.to_json()
+            for key in ("train_loss", "val_loss"):  # plain JSON: no NaN (warm-up, divergence)
+                if not math.isfinite(entry[key]):
+                    entry[key] = None
+            history.append(entry)
+            persist.put(study, persist.HISTORY, history)
+            if self._store is not None:
+                persist.save_checkpoint(study, self._store, record.epoch + 1, st.state_dict())
+            persist.heartbeat(study, self._worker)
+
+        epochs, stopped = search(
+            state, *self._splits(), seed=seed, start_epoch=done, on_epoch=on_epoch
+        )
+        return self._finish(study, epochs, stopped, state.net.alpha_dict())
+
+    def _finish(
+        self, study: optuna.Study, epochs: int, stopped: bool, alpha: Mapping[str, list[float]]
+    ) -> dict[str, list[float]]:
+        result = {"epochs": epochs, "stopped_early": stopped, "alpha": dict(alpha)}
+        persist.put(study, persist.RESULT, result)
+        return dict(alpha)
+
+    def _splits(self) -> tuple[Any, Any]:
+        return self._data.train, self._data.val
+
+    # ------------------------------------------------------------------ the sampler contract
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.search(study)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        if self.alpha(study) is None:
+            return {}
+        return self._plan.distributions()
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        alpha = self.alpha(study)
+        if not search_space or alpha is None:
+            return {}
+        seen = self._seen(study, trial)
+        choices = export_choices(self._plan, alpha)
+        how = "argmax"
+        if self._key(choices) in seen:
+            how = "softmax"
+            for _ in range(100):
+                choices = self._draw(alpha)
+                if self._key(choices) not in seen:
+                    break
+        study._storage.set_trial_system_attr(trial._trial_id, "darts:proposal", how)
+        params = self._plan.full_params(choices)
+        return {k: v for k, v in params.items() if k in search_space}
+
+    def _draw(self, alpha: Mapping[str, Sequence[float]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for p in self._plan.params:
+            logits = np.asarray(alpha[p.name], dtype=float) / self._temperature
+            probs = np.exp(logits - logits.max())
+            k = int(self._rng.choice(len(p.choices), p=probs / probs.sum()))
+            out[p.name] = p.choices[k]
+        return out
+
+    def _key(self, choices: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(choices.get(p.name) for p in self._plan.params)
+
+    def _seen(self, study: optuna.Study, trial: FrozenTrial) -> set[tuple[Any, ...]]:
+        trials = study._get_trials(deepcopy=False, states=_SEEN, use_cache=False)
+        return {self._key(t.params) for t in trials if t.number != trial.number}
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._random_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def reseed_rng(self) -> None:
+        self._rng = np.random.RandomState()
+        self._random_sampler.reseed_rng()

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+import torch
+
+from optuna_nas.samplers._darts import DartsSampler
+from optuna_nas.samplers._darts import DartsSearchConfig
+from optuna_nas.samplers._darts import DartsSupernet
+from optuna_nas.samplers._darts import _persist as persist
+from optuna_nas.samplers._darts import _search as search_module
+from optuna_nas.samplers._darts import make_plan
+from optuna_nas.samplers._darts._search import SearchState
+from optuna_nas.samplers._darts._search import search
+from optuna_nas.spaces import CellSpace
+from tests.samplers_darts._helpers import dot_pair_data
+from tests.samplers_darts._helpers import tiny_digits
+from tests.samplers_darts._helpers import tiny_space
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("order", 2, "second-order DARTS.*is not offered"),
+        ("epochs", 0, "epochs >= 1"),
+        ("arch_lr", -1.0, "arch_lr"),
+        ("relaxation", "gumbel", "relaxation"),
+        ("warmup_epochs", 10, "warmup_epochs < epochs"),
+        ("max_skip_edges", 0, "max_skip_edges"),
+        ("tau_min", 20.0, "tau_min <= tau_max"),
+    ],
+)
+def test_config_rejects_bad_values(field: str, value: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        DartsSearchConfig(**{field: value})
+
+
+def test_alpha_ranks_the_needed_conv_first_on_a_task_only_it_solves() -> None:
+    # Dot pairs 4 px apart: only stem conv -> nor_conv_3x3 sees both dots nonlinearly.
+    data = dot_pair_data(seed=0)
+    space = CellSpace(
+        input_shape=data.input_shape,
+        num_outputs=2,
+        init_channels=8,
+        num_stages=1,
+        cells_per_stage=1,
+        num_nodes=2,
+    )
+    torch.manual_seed(0)
+    config = DartsSearchConfig(epochs=10, warmup_epochs=2)
+    state = SearchState(DartsSupernet(make_plan(space, None, None)), config)
+    search(state, data.train, data.val, seed=0, start_epoch=0, on_epoch=lambda r, s: None)
+    alpha = state.net.alpha_dict()["cell/edge_1_0/op"]
+    ranked = sorted(zip(alpha, space.ops, strict=True), reverse=True)
+    assert ranked[0][1] == "nor_conv_3x3", ranked
+    assert ranked[0][0] - ranked[1][0] > 0.1, ranked
+    assert state.net.export() == {"cell/edge_1_0/op": "nor_conv_3x3"}
+
+
+def test_skip_dominance_stops_the_search_early() -> None:
+    data = tiny_digits()
+    space = tiny_space()
+    config = DartsSearchConfig(
+        epochs=5, warmup_epochs=0, relaxation="softmax", max_skip_edges=2, arch_lr=1e-4
+    )
+    torch.manual_seed(0)
+    state = SearchState(DartsSupernet(make_plan(space, None, None)), config)
+    state.net.load_alpha({p.name: [5.0 * s for s in p.skip] for p in state.net.plan.params})
+    records: list[int] = []
+    done, stopped = search(
+        state,
+        data.train,
+        data.val,
+        seed=0,
+        start_epoch=0,
+        on_epoch=lambda r, s: records.append(r.skip_edges),
+    )
+    assert (done, stopped) == (1, True)
+    assert records == [3]
+
+
+def test_gdas_search_moves_alpha_with_one_sampled_op_per_batch() -> None:
+    data = tiny_digits()
+    config = DartsSearchConfig(epochs=3, warmup_epochs=0, relaxation="gdas", arch_lr=0.05)
+    torch.manual_seed(0)
+    state = SearchState(DartsSupernet(make_plan(tiny_space(), None, None)), config)
+    before = state.net.alpha_dict()
+    taus: list[float] = []
+    search(
+        state,
+        data.train,
+        data.val,
+        seed=0,
+        start_epoch=0,
+        on_epoch=lambda r, s: taus.append(r.tau),
+    )
+    after = state.net.alpha_dict()
+    assert taus == [10.0, pytest.approx(5.05), pytest.approx(0.1)]
+    moved = [abs(a - b) for n in after for a, b in zip(after[n], before[n], strict=True)]
+    assert max(moved) > 0.01
+
+
+def _sampler(store: Any = None, claim_timeout: float = 600.0) -> DartsSampler:
+    config = DartsSearchConfig(epochs=4, warmup_epochs=1, relaxation="softmax")
+    return DartsSampler(
+        space=tiny_space(),
+        data=tiny_digits(),
+        search_config=config,
+        artifact_store=store,
+        seed=3,
+        claim_timeout=claim_timeout,
+    )
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("with_store", [True, False])
+def test_a_resumed_study_continues_from_the_last_saved_epoch(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, with_store: bool
+) -> None:
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path)) if with_store else None
+    reference = optuna.create_study(storage=f"sqlite:///{tmp_path}/ref.db")
+    _sampler(store).search(reference)
+    ref_history = persist.attrs(reference)[persist.HISTORY]
+
+    # A worker that dies (like a killed process) right after saving its second epoch.
+    storage = f"sqlite:///{tmp_path}/resume.db"
+    study = optuna.create_study(storage=storage, study_name="s")
+    beats = {"n": 0}
+    original_heartbeat = persist.heartbeat
+
+    def dying_heartbeat(study: optuna.Study, worker: str) -> None:
+        original_heartbeat(study, worker)
+        beats["n"] += 1
+        if beats["n"] > 2:  # 1: the claim, 2: after epoch 0, 3: after epoch 1
+            raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(persist, "heartbeat", dying_heartbeat)
+        with pytest.raises(_Killed):
+            _sampler(store).search(study)
+    saved = persist.attrs(study)[persist.HISTORY]
+    assert [h["epoch"] for h in saved] == [0, 1]
+    assert persist.RESULT not in persist.attrs(study)
+
+    # A fresh process resumes; the dead worker's claim is taken over at once.
+    alpha_epochs: list[int] = []
+    original_run_epoch = search_module.run_epoch
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["update_alpha"]:
+            alpha_epochs.append(kwargs["epoch"])
+        return original_run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "run_epoch", counting)
+    resumed = optuna.load_study(study_name="s", storage=storage)
+    alpha = _sampler(store, claim_timeout=1e-6).search(resumed)
+    assert alpha_epochs == [2, 3]  # epochs 0 (warm-up) and 1 are not searched again
+    history = persist.attrs(study)[persist.HISTORY]
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert history[:2] == saved
+    assert alpha == history[-1]["alpha"]
+    if with_store:  # weights and optimizer state restored: exactly the uninterrupted search
+        assert persist.attrs(study)[persist.CHECKPOINT]["epoch"] == 4
+        for got, want in zip(history, ref_history, strict=True):
+            for name, values in want["alpha"].items():
+                assert got["alpha"][name] == pytest.approx(values, abs=1e-5)
