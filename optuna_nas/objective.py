@@ -19,12 +19,16 @@ from typing import Any
 from typing import Literal
 
 import optuna
+from optuna.artifacts._protocol import ArtifactStore
 import torch
 
 from optuna_nas.evaluation import Evaluator
+from optuna_nas.export import save_weights as upload_weights
 from optuna_nas.metrics import count_flops
 from optuna_nas.metrics import count_params
 from optuna_nas.metrics import measure_latency
+from optuna_nas.pruners import report_and_prune
+from optuna_nas.report import attach_architecture
 from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import canonical_hash
 from optuna_nas.storage import copy_duplicate
@@ -59,11 +63,17 @@ class NASObjective:
             :class:`~optuna_nas.storage.DuplicateWaitTimeout` (``None``: as long as that trial
             runs; with heartbeats a dead worker's trial is failed and taken over).
         duplicate_poll_interval: Seconds between checks of that trial's state.
+        artifact_store: Where each trial's architecture diagram (and, with ``save_weights``,
+            its trained weights) is uploaded, so optuna-dashboard shows them and
+            ``optuna-nas export`` finds them; ``None`` uploads nothing.
+        save_weights: Upload each trained model's ``state_dict`` to ``artifact_store``.
 
     Single-objective studies report the validation accuracy every epoch with ``trial.report``
-    and stop when ``trial.should_prune()`` says so. Optuna does not allow ``trial.report`` in
-    multi-objective studies, so there the curve is kept in ``user_attrs["val_accuracy_curve"]``
-    (kept in single-objective studies too).
+    and stop when ``trial.should_prune()`` says so. Optuna refuses ``trial.report`` in
+    multi-objective studies, so there the curve is written as intermediate values through the
+    storage and a trial stops only for a pruner with ``supports_multi_objective`` (e.g.
+    :class:`~optuna_nas.pruners.ParetoPruner`); see :func:`~optuna_nas.pruners.report_and_prune`.
+    The curve is also kept in ``user_attrs["val_accuracy_curve"]``.
     """
 
     def __init__(
@@ -78,7 +88,14 @@ class NASObjective:
         deduplicate: bool = True,
         duplicate_timeout: float | None = None,
         duplicate_poll_interval: float = 1.0,
+        artifact_store: ArtifactStore | None = None,
+        save_weights: bool = False,
     ) -> None:
+        if save_weights and artifact_store is None:
+            raise ValueError(
+                "`save_weights=True` needs an `artifact_store` to upload the weights to, but got "
+                "artifact_store=None; pass e.g. optuna.artifacts.FileSystemArtifactStore(dir)."
+            )
         if isinstance(objectives, str) or not objectives:
             raise ValueError(
                 f"`objectives` must be a non-empty sequence of names, but got {objectives!r}."
@@ -121,6 +138,8 @@ class NASObjective:
         self.deduplicate = bool(deduplicate)
         self.duplicate_timeout = duplicate_timeout
         self.duplicate_poll_interval = duplicate_poll_interval
+        self.artifact_store = artifact_store
+        self.save_weights = save_weights
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
@@ -138,6 +157,8 @@ class NASObjective:
         trial.set_user_attr("canonical_hash", spec_hash)
         trial.set_user_attr("params", int(values["params"]))
         trial.set_user_attr("flops", int(values["flops"]))
+        if self.artifact_store is not None:
+            attach_architecture(trial, spec, artifact_store=self.artifact_store)
         if self.deduplicate:
             source = find_or_claim(
                 trial,
@@ -155,15 +176,14 @@ class NASObjective:
         def report(step: int, accuracy: float) -> bool:
             curve.append(accuracy)
             trial.set_user_attr("val_accuracy_curve", curve)
-            if not single:
-                return False
-            trial.report(accuracy, step)
-            return trial.should_prune()
+            return report_and_prune(trial, step, accuracy)
 
         self.evaluator.attach(trial.study)
         result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
+        if self.save_weights and self.artifact_store is not None and result.model is not None:
+            upload_weights(trial, result.model, artifact_store=self.artifact_store)
         if result.stopped_early:
             raise optuna.TrialPruned(f"stopped early after {len(curve)} reports")
         for key, value in result.values.items():

@@ -14,16 +14,20 @@ PostgreSQL, MySQL or Redis URL to run it with several workers (one device each).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import time
 import warnings
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 
 from optuna_nas.data import load_digits
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
-from optuna_nas.report import pareto_table
+from optuna_nas.report import ProgressBar
+from optuna_nas.report import default_artifact_dir
+from optuna_nas.report import report
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.storage import count_finished
 from optuna_nas.storage import mask_url
@@ -44,7 +48,15 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         "--heartbeat", type=int, default=60, help="seconds between heartbeats of a trial"
     )
     parser.add_argument("--device", default="cpu", help="this worker's device, e.g. cuda:0")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds for this run")
+    parser.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="diagrams and weights (default: X.artifacts beside a sqlite:///X.db storage)",
+    )
     args = parser.parse_args(argv)
+    artifact_dir = Path(args.artifact_dir or default_artifact_dir(args.storage))
+    artifact_dir.mkdir(parents=True, exist_ok=True)
 
     data = load_digits(seed=args.seed)
     space = ChainSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
@@ -57,6 +69,8 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         objectives=("val_accuracy", "params"),
         seed=args.seed,
         device=args.device,
+        artifact_store=FileSystemArtifactStore(str(artifact_dir)),
+        save_weights=True,
     )
     study = optuna.create_study(
         storage=open_storage(args.storage, heartbeat_interval=args.heartbeat),
@@ -74,14 +88,23 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     start = time.perf_counter()
     # Runs only the trials still missing to reach --trials finished ones, however many
     # workers share the study and whether or not an earlier run was killed.
-    run_study(study, objective, n_trials=args.trials, catch=(RuntimeError, ValueError))
+    missing = max(0, args.trials - count_finished(study))
+    with ProgressBar(study, n_trials=missing, timeout=args.timeout) as bar:
+        run_study(
+            study,
+            objective,
+            n_trials=args.trials,
+            catch=(RuntimeError, ValueError),
+            timeout=args.timeout,
+            callbacks=[bar],
+        )
     seconds = time.perf_counter() - start
 
-    print(f"\n{count_finished(study)} finished trials ({seconds:.0f} s this run)")
-    print("Pareto front (validation accuracy up, parameters down):\n")
-    print(pareto_table(study))
+    print(f"\n{count_finished(study)} finished trials ({seconds:.0f} s this run)\n")
+    print(report(study).to_text())
     shown = mask_url(args.storage)
-    print(f"\nView it:  optuna-dashboard {shown}")
+    print(f"\nView it:  optuna-nas dashboard --storage {shown} --artifact-dir {artifact_dir}")
+    print(f"   (or plain: optuna-dashboard {shown} --artifact-dir {artifact_dir})")
     print(f"Resume:   python studies/quickstart.py --storage {shown} --trials <more>")
     return study
 

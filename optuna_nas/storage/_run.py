@@ -61,6 +61,8 @@ def run_study(
     catch: Sequence[type[Exception]] = (),
     poll_interval: float = 1.0,
     max_consecutive_failures: int = 10,
+    timeout: float | None = None,
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
 ) -> int:
     """Run trials until ``study`` holds ``n_trials`` finished trials; return how many ran here.
 
@@ -72,6 +74,10 @@ def run_study(
         poll_interval: Seconds between checks while waiting for other workers' trials.
         max_consecutive_failures: Give up (``RuntimeError``) when this many trials of this
             worker failed in a row, instead of failing forever on a broken set-up.
+        timeout: Seconds after which this worker starts no new trial (the running one
+            finishes), as ``Study.optimize``'s ``timeout``; ``None``: no limit.
+        callbacks: Called with ``(study, frozen_trial)`` after each trial this worker ran, as
+            ``Study.optimize``'s ``callbacks``.
     """
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
         raise ValueError(f"`n_trials` must be an int >= 0, but got {n_trials!r}.")
@@ -81,6 +87,9 @@ def run_study(
         raise ValueError(
             f"`max_consecutive_failures >= 1` must hold, but got {max_consecutive_failures=}."
         )
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"`timeout` must be None or > 0, but got {timeout=}.")
+    deadline = None if timeout is None else time.monotonic() + timeout
     slots = is_heartbeat_enabled(study._storage)
     wrapped = _with_slot(objective, n_trials, poll_interval) if slots else objective
     ran = failures = 0
@@ -88,14 +97,17 @@ def run_study(
     while True:
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in FINISHED for t in trials)
-        if finished >= n_trials:
+        if finished >= n_trials or (deadline is not None and time.monotonic() >= deadline):
             return ran
         if slots and finished + sum(_holds_slot(t) for t in trials) >= n_trials:
             _fail_stale(study)
             time.sleep(poll_interval)
             continue
         study.optimize(
-            wrapped, n_trials=1, catch=(*catch, _Surplus), callbacks=[lambda _, t: last.append(t)]
+            wrapped,
+            n_trials=1,
+            catch=(*catch, _Surplus),
+            callbacks=[lambda _, t: last.append(t), *callbacks],
         )
         ran += 1
         if last[-1].system_attrs.get(SURPLUS_ATTR):
