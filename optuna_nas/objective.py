@@ -153,7 +153,7 @@ class NASObjective:
             "flops": float(count_flops(spec)),
         }
         spec_hash = canonical_hash(spec)
-        trial.set_user_attr("spec", spec.to_dict())
+        trial.set_user_attr("spec", spec.to_json())  # a string: optuna-dashboard shows it whole
         trial.set_user_attr("canonical_hash", spec_hash)
         trial.set_user_attr("params", int(values["params"]))
         trial.set_user_attr("flops", int(values["flops"]))

@@ -49,10 +49,10 @@ from optuna_nas.report import ProgressBar
 from optuna_nas.report import attach_architecture
 from optuna_nas.report import default_artifact_dir
 from optuna_nas.report import report
+from optuna_nas.report import stored_spec
 from optuna_nas.samplers import SAMPLER_NAMES
 from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import CellSpace
-from optuna_nas.spec import ArchitectureSpec
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
 
     def objective(trial: optuna.Trial) -> float | tuple[float, ...]:
         values = nas(trial)
-        spec = ArchitectureSpec.from_dict(trial.user_attrs["spec"])
-        attach_architecture(trial, spec, artifact_store=store)
+        spec = stored_spec(trial)
+        if spec is not None:
+            attach_architecture(trial, spec, artifact_store=store)
         return values
 
     study = optuna.create_study(

@@ -57,7 +57,7 @@ def test_export_uses_the_weights_saved_in_the_study(
     result = export_trial(study, trial, tmp_path / "out", artifact_store=store)
     assert "trained in the study" in result.weights
     spec = ArchitectureSpec.from_json(result.files["spec"].read_text())
-    assert spec.to_dict() == trial.user_attrs["spec"]
+    assert spec.to_json() == trial.user_attrs["spec"]
     download_artifact(
         artifact_store=store,
         artifact_id=trial.user_attrs["weights_artifact_id"],

@@ -47,7 +47,7 @@ def test_trial_records_spec_hash_and_metrics(digits, tmp_path: Path) -> None:  #
     again = optuna.load_study(study_name=study.study_name, storage=storage)
     for t in again.trials:
         assert t.state is TrialState.COMPLETE
-        spec = ArchitectureSpec.from_dict(t.user_attrs["spec"])
+        spec = ArchitectureSpec.from_json(t.user_attrs["spec"])
         assert spec == space.decode(t.params)
         assert t.user_attrs["canonical_hash"] == canonical_hash(spec)
         assert t.values[1] == t.user_attrs["params"] == count_params(spec)

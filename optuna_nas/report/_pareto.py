@@ -25,7 +25,7 @@ def format_value(value: float | int | None) -> str:
     return f"{value:.4g}"
 
 
-def stored_spec(trial: FrozenTrial) -> ArchitectureSpec | None:
+def stored_spec(trial: FrozenTrial | optuna.Trial) -> ArchitectureSpec | None:
     """The spec a trial stores in ``user_attrs["spec"]`` (a dict, or its JSON text), if any."""
     data = trial.user_attrs.get("spec")
     if data is None:

@@ -208,5 +208,5 @@ def test_darts_trials_are_checked_by_real_training() -> None:
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert (
         study.trials[0].user_attrs["spec"]
-        == sampler.plan.decode(export_choices(sampler.plan, sampler.alpha(study) or {})).to_dict()
+        == sampler.plan.decode(export_choices(sampler.plan, sampler.alpha(study) or {})).to_json()
     )

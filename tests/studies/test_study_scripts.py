@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 import pickle
 from types import ModuleType
@@ -124,4 +125,4 @@ def test_cifar10_cells_refuses_without_data_or_gpu_and_runs_with_cpu(tmp_path: P
     )
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.COMPLETE
-    assert trial.user_attrs["spec"]["input_shape"] == [3, 32, 32]
+    assert json.loads(trial.user_attrs["spec"])["input_shape"] == [3, 32, 32]
