@@ -22,14 +22,17 @@ import optuna
 from optuna.artifacts._protocol import ArtifactStore
 import torch
 
+from optuna_nas.constraints import Constraints
 from optuna_nas.evaluation import Evaluator
 from optuna_nas.export import save_weights as upload_weights
 from optuna_nas.metrics import count_flops
 from optuna_nas.metrics import count_params
 from optuna_nas.metrics import measure_latency
+from optuna_nas.nn import build_model
 from optuna_nas.pruners import report_and_prune
 from optuna_nas.report import attach_architecture
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import canonical_hash
 from optuna_nas.storage import copy_duplicate
 from optuna_nas.storage import find_or_claim
@@ -40,6 +43,8 @@ OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {
     "params": "minimize",
     "flops": "minimize",
     "latency_ms": "minimize",
+    "zero_cost": "maximize",  # ZeroCostEvaluator's proxy score
+    "predicted_accuracy": "maximize",  # PredictorEvaluator: trained during warm-up, then predicted
 }
 
 
@@ -67,6 +72,12 @@ class NASObjective:
             its trained weights) is uploaded, so optuna-dashboard shows them and
             ``optuna-nas export`` finds them; ``None`` uploads nothing.
         save_weights: Upload each trained model's ``state_dict`` to ``artifact_store``.
+        constraints: Hardware/accuracy limits. Those computable before training (params,
+            FLOPs, layers, latency, peak memory) are checked first: an infeasible candidate is
+            recorded with ``trial.set_constraint`` and its reasons in
+            ``user_attrs["constraint_violations"]``, trains zero steps, and completes with its
+            cost objectives (accuracy objectives get their worst value), so TPE, NSGA-II and GP
+            learn the feasible region and ``study.best_trials`` leaves it out.
 
     Single-objective studies report the validation accuracy every epoch with ``trial.report``
     and stop when ``trial.should_prune()`` says so. Optuna refuses ``trial.report`` in
@@ -90,6 +101,7 @@ class NASObjective:
         duplicate_poll_interval: float = 1.0,
         artifact_store: ArtifactStore | None = None,
         save_weights: bool = False,
+        constraints: Constraints | None = None,
     ) -> None:
         if save_weights and artifact_store is None:
             raise ValueError(
@@ -140,6 +152,7 @@ class NASObjective:
         self.duplicate_poll_interval = duplicate_poll_interval
         self.artifact_store = artifact_store
         self.save_weights = save_weights
+        self.constraints = constraints
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
@@ -159,6 +172,11 @@ class NASObjective:
         trial.set_user_attr("flops", int(values["flops"]))
         if self.artifact_store is not None:
             attach_architecture(trial, spec, artifact_store=self.artifact_store)
+        if self.constraints is not None and self.constraints.record(trial, spec):
+            if "latency_ms" in self.objectives:
+                values["latency_ms"] = self._latency(build_model(spec), spec)
+            infeasible = tuple(values.get(o, _worst(o)) for o in self.objectives)
+            return infeasible[0] if len(infeasible) == 1 else infeasible
         if self.deduplicate:
             source = find_or_claim(
                 trial,
@@ -185,23 +203,21 @@ class NASObjective:
         if self.save_weights and self.artifact_store is not None and result.model is not None:
             upload_weights(trial, result.model, artifact_store=self.artifact_store)
         if result.stopped_early:
+            if self.constraints is not None and curve:
+                self.constraints.record_accuracy(trial, curve[-1])
             raise optuna.TrialPruned(f"stopped early after {len(curve)} reports")
         for key, value in result.values.items():
             values[key] = value if math.isfinite(value) else _worst(key)
+        if self.constraints is not None:
+            accuracy = values.get("val_accuracy", values.get("predicted_accuracy"))
+            if accuracy is not None:
+                self.constraints.record_accuracy(trial, accuracy)
         if "latency_ms" in self.objectives and "latency_ms" not in values:
-            if result.model is None:
-                raise ValueError(
-                    f"the latency objective needs a model, but {type(self.evaluator).__name__} "
-                    "returned none; drop 'latency_ms' or use an evaluator that builds the model."
-                )
-            latency = measure_latency(
-                result.model.to(self.device),
-                input_shape=spec.input_shape,
-                batch_size=self.latency_batch_size,
-                device=self.device,
-            )
-            values["latency_ms"] = latency.median_ms
-            trial.set_user_attr("latency_ms", latency.median_ms)
+            # Latency does not depend on the weights: evaluators that return no model (proxy,
+            # predictor, zero-cost) are timed on a fresh build of the spec.
+            model = result.model if result.model is not None else build_model(spec)
+            values["latency_ms"] = self._latency(model, spec)
+            trial.set_user_attr("latency_ms", values["latency_ms"])
         missing = [o for o in self.objectives if o not in values]
         if missing:
             raise ValueError(
@@ -210,6 +226,14 @@ class NASObjective:
             )
         out = tuple(values[o] for o in self.objectives)
         return out[0] if single else out
+
+    def _latency(self, model: torch.nn.Module, spec: ArchitectureSpec) -> float:
+        return measure_latency(
+            model.to(self.device),
+            input_shape=spec.input_shape,
+            batch_size=self.latency_batch_size,
+            device=self.device,
+        ).median_ms
 
 
 def _worst(objective: str) -> Any:

@@ -5,9 +5,10 @@ depth, squeeze-excitation) searched by NSGA-II (Deb et al., IEEE TEC 2002) for t
 validation accuracy (up) and the median CPU forward latency of the trained network (down),
 measured with ``optuna_nas.metrics.measure_latency`` at batch size 1. A candidate whose latency
 on a freshly built copy exceeds ``--max-latency-ms`` is rejected before any training: the
-violation is recorded with Optuna 5's ``trial.set_constraint`` (through
-``optuna_nas.constraints.Constraints``) and the trial is pruned, so it never reaches the front
-(as MnasNet, Tan et al. CVPR 2019, treats a hard latency target). Every trial gets its
+violation is recorded with Optuna 5's ``trial.set_constraint`` (``NASObjective`` with
+``optuna_nas.constraints.Constraints``) and the trial completes as infeasible with its measured
+latency, so NSGA-II learns the feasible region and the trial never reaches the front (as
+MnasNet, Tan et al. CVPR 2019, treats a hard latency target). Every trial gets its
 architecture diagram and a note for optuna-dashboard.
 
 Data: the bundled digits (8x8 grey images, 10 classes), or ``--data mnist_5k``.
@@ -44,7 +45,6 @@ from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import ProgressBar
-from optuna_nas.report import attach_architecture
 from optuna_nas.report import default_artifact_dir
 from optuna_nas.report import report
 from optuna_nas.spaces import MobileSpace
@@ -73,22 +73,17 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     evaluator = FullTraining(
         data, training=TrainingConfig(epochs=args.epochs), batch_size=args.batch_size
     )
-    nas = NASObjective(
-        space, evaluator, objectives=("val_accuracy", "latency_ms"), seed=args.seed, device="cpu"
-    )
-    constraints = Constraints(max_latency_ms=args.max_latency_ms, latency_device="cpu")
     folder = args.artifact_dir or default_artifact_dir(args.storage)
-    store = FileSystemArtifactStore(str(folder))
-
-    def objective(trial: optuna.Trial) -> float | tuple[float, ...]:
-        spec = space.suggest(trial)  # NASObjective's own suggest returns the same spec
-        violations = constraints.record(trial, spec)
-        if violations:
-            attach_architecture(trial, spec, artifact_store=store)
-            raise optuna.TrialPruned("; ".join(v.message for v in violations))
-        values = nas(trial)
-        attach_architecture(trial, spec, artifact_store=store)
-        return values
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    nas = NASObjective(
+        space,
+        evaluator,
+        objectives=("val_accuracy", "latency_ms"),
+        seed=args.seed,
+        device="cpu",
+        constraints=Constraints(max_latency_ms=args.max_latency_ms, latency_device="cpu"),
+        artifact_store=FileSystemArtifactStore(str(folder)),
+    )
 
     study = optuna.create_study(
         storage=args.storage,
@@ -105,10 +100,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         population_size=args.population, seed=args.seed + len(study.trials)
     )
     missing = max(0, args.trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
-    Path(folder).mkdir(parents=True, exist_ok=True)
     with ProgressBar(study, n_trials=missing, timeout=args.timeout) as bar:
         study.optimize(
-            objective,
+            nas,
             n_trials=missing,
             timeout=args.timeout,
             catch=(RuntimeError, ValueError),

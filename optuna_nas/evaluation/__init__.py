@@ -4,12 +4,49 @@ from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import FullTraining
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._predictor import ParamEncoder
+from optuna_nas.evaluation._predictor import Predictor
+from optuna_nas.evaluation._predictor import PredictorEvaluator
+from optuna_nas.evaluation._predictor import PredictorQuality
+from optuna_nas.evaluation._proxy import ProxyTraining
+from optuna_nas.evaluation._proxy import rescale_spec
+from optuna_nas.evaluation._proxy import resize_splits
+from optuna_nas.evaluation._proxy import subsample_splits
+from optuna_nas.evaluation._ranking import kendall_tau
+from optuna_nas.evaluation._ranking import spearman_rho
+from optuna_nas.evaluation._supernet import Supernet
+from optuna_nas.evaluation._supernet import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet_evaluator import WeightSharingEvaluator
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import TrainingResult
 from optuna_nas.evaluation._training import evaluate_accuracy
 from optuna_nas.evaluation._training import train_model
+from optuna_nas.evaluation._zero_cost import ZERO_COST_PROXIES
+from optuna_nas.evaluation._zero_cost import ZeroCostEvaluator
+from optuna_nas.evaluation._zero_cost import grad_norm
+from optuna_nas.evaluation._zero_cost import naswot
+from optuna_nas.evaluation._zero_cost import snip
+from optuna_nas.evaluation._zero_cost import synflow
+from optuna_nas.evaluation._zero_cost import zero_cost_score
 
 __all__ = [
+    "ParamEncoder",
+    "Predictor",
+    "PredictorEvaluator",
+    "PredictorQuality",
+    "ProxyTraining",
+    "ZERO_COST_PROXIES",
+    "ZeroCostEvaluator",
+    "grad_norm",
+    "kendall_tau",
+    "naswot",
+    "rescale_spec",
+    "resize_splits",
+    "snip",
+    "spearman_rho",
+    "subsample_splits",
+    "synflow",
+    "zero_cost_score",
     "Evaluation",
     "Evaluator",
     "FullTraining",
@@ -18,4 +55,7 @@ __all__ = [
     "TrainingResult",
     "evaluate_accuracy",
     "train_model",
+    "Supernet",
+    "WeightSharingEvaluator",
+    "recalibrate_batchnorm",
 ]

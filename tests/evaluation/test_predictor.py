@@ -1,0 +1,220 @@
+"""The params encoder, the MLP-ensemble predictor, rank correlations and PredictorEvaluator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+import pytest
+from scipy import stats
+import torch
+
+from optuna_nas.data import DataSplits
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import Evaluation
+from optuna_nas.evaluation import Evaluator
+from optuna_nas.evaluation import ParamEncoder
+from optuna_nas.evaluation import Predictor
+from optuna_nas.evaluation import PredictorEvaluator
+from optuna_nas.evaluation import ProxyTraining
+from optuna_nas.evaluation import Report
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.evaluation import kendall_tau
+from optuna_nas.evaluation import spearman_rho
+from optuna_nas.spaces import CellSpace
+from optuna_nas.spaces import ChainSpace
+from optuna_nas.spaces import SearchSpace
+from optuna_nas.spec import ArchitectureSpec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return load_digits(seed=0)
+
+
+def test_encoder_one_hot_scaled_and_absent() -> None:
+    encoder = ParamEncoder(
+        {
+            "op": CategoricalDistribution(["a", "b", "c"]),
+            "depth": IntDistribution(1, 5),
+            "lr": FloatDistribution(1e-3, 1e-1, log=True),
+        }
+    )
+    assert encoder.dim == 3 + 2 + 2
+    # Names are sorted: depth, lr, op.
+    v = encoder.encode({"op": "b", "depth": 3, "lr": 1e-2, "unrelated": 7})
+    np.testing.assert_allclose(v, [1, 0.5, 1, 0.5, 0, 1, 0])
+    np.testing.assert_allclose(encoder.encode({"op": "c"}), [0, 0, 0, 0, 0, 0, 1])
+    assert encoder.encode_many([]).shape == (0, 7)
+    with pytest.raises(ValueError, match="'op' must be one of"):
+        encoder.encode({"op": "d"})
+    with pytest.raises(ValueError, match="'depth' must be in"):
+        encoder.encode({"depth": 9})
+    with pytest.raises(ValueError, match="distributions"):
+        ParamEncoder({})
+
+
+def test_rank_correlations_match_scipy() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.integers(0, 6, 25).astype(float)  # with ties
+        y = x + rng.normal(0, 2, 25)
+        assert kendall_tau(x, y) == pytest.approx(stats.kendalltau(x, y).statistic, abs=1e-12)
+        assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    assert np.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match="equal length"):
+        spearman_rho([1, 2], [1, 2, 3])
+
+
+def _cell_space() -> CellSpace:
+    return CellSpace(input_shape=(1, 8, 8), num_outputs=10, init_channels=8, num_stages=2)
+
+
+def _sample(space: SearchSpace, n: int, seed: int) -> list[dict[str, Any]]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        space.suggest(trial)
+        out.append(dict(trial.params))
+    return out
+
+
+def _score(params: dict[str, Any]) -> float:
+    """A known, nonlinear function of a cell: convs help, 'none' edges on the path hurt."""
+    weights = {"nor_conv_3x3": 1.0, "nor_conv_1x1": 0.6, "skip_connect": 0.3, "avg_pool_3x3": 0.1}
+    s = sum(weights.get(v, 0.0) for v in params.values())
+    return s - 1.5 * (params["cell/edge_3_2/op"] == "none") * (
+        params["cell/edge_3_0/op"] == "none"
+    )
+
+
+def test_predictor_learns_a_known_function_and_validates() -> None:
+    space = _cell_space()
+    params = _sample(space, 80, seed=0)
+    targets = [_score(p) for p in params]
+    predictor = Predictor(space.distributions(), steps=200, hidden=32, seed=0)
+    predictor.fit(params[:60], targets[:60])
+    mean, std = predictor.predict(params[60:])
+    assert mean.shape == std.shape == (20,)
+    assert (std > 0).all()  # members disagree somewhere: an uncertainty, not a constant
+    assert kendall_tau(mean, targets[60:]) > 0.6
+    best = predictor.rank(params[60:])[0]
+    assert targets[60 + best] >= np.quantile(targets[60:], 0.75)
+    quality = predictor.validate(params, targets, folds=4)
+    assert quality.kendall_tau > 0.6 and quality.spearman_rho > 0.75
+    assert (quality.n, quality.folds) == (80, 4)
+    # Constant-free check that validation is held out: shuffled targets give no correlation.
+    shuffled = list(np.random.default_rng(1).permutation(targets))
+    assert predictor.validate(params, shuffled, folds=4).kendall_tau < 0.3
+
+
+def test_predictor_rejects_bad_input() -> None:
+    space = _cell_space()
+    with pytest.raises(ValueError, match="n_members"):
+        Predictor(space.distributions(), n_members=0)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Predictor(space.distributions()).predict([{}])
+    with pytest.raises(ValueError, match="targets"):
+        Predictor(space.distributions()).fit([{}, {}], [1.0, float("nan")])
+    with pytest.raises(ValueError, match="folds"):
+        Predictor(space.distributions()).validate([{}] * 4, [1.0, 2.0, 3.0, 4.0], folds=3)
+
+
+class _Counting(Evaluator):
+    def __init__(self, inner: Evaluator) -> None:
+        self.inner = inner
+        self.data = inner.data
+        self.calls = 0
+
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        self.calls += 1
+        return self.inner.evaluate(spec, report=report, seed=seed)
+
+
+def _objective(space: SearchSpace, evaluator: PredictorEvaluator) -> Any:
+    """What NASObjective does around an evaluator: spec on the trial, attach, evaluate."""
+
+    def objective(trial: optuna.Trial) -> float:
+        spec = space.suggest(trial)
+        trial.set_user_attr("spec", spec.to_dict())
+        evaluator.attach(trial.study)
+        result = evaluator.evaluate(spec, report=None, seed=trial.number)
+        for key, value in result.metrics.items():
+            trial.set_user_attr(key, value)
+        return result.values["predicted_accuracy"]
+
+    return objective
+
+
+def test_predictor_evaluator_trains_warmup_then_predicts(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    space = ChainSpace(input_shape=digits.input_shape, num_outputs=10, max_depth=3, widths=(8, 16))
+    proxy = ProxyTraining(digits, training=TrainingConfig(epochs=1), data_fraction=0.2)
+    counting = _Counting(proxy)
+    evaluator = PredictorEvaluator(counting, space=space, warmup=4, predictor={"steps": 100})
+    storage = f"sqlite:///{tmp_path / 'p.db'}"
+    study = optuna.create_study(
+        storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(_objective(space, evaluator), n_trials=6)
+    assert counting.calls == 4
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert [t.user_attrs["scored_by"] for t in trials] == ["training"] * 4 + ["predictor"] * 2
+    for t in trials[:4]:
+        assert (
+            t.value == t.user_attrs["predictor_target"] == t.user_attrs["val_accuracy_curve"][-1]
+        )
+    for t in trials[4:]:
+        assert t.user_attrs["predictor_train_size"] == 4
+        assert t.user_attrs["predicted_std"] >= 0
+        assert "predictor_target" not in t.user_attrs
+    # A new process (a fresh evaluator on the stored study) predicts at once: the training set
+    # lives in the study, not in the evaluator.
+    fresh_counting = _Counting(proxy)
+    fresh = PredictorEvaluator(fresh_counting, space=space, warmup=4, predictor={"steps": 100})
+    again = optuna.load_study(study_name=study.study_name, storage=storage)
+    again.optimize(_objective(space, fresh), n_trials=1)
+    assert fresh_counting.calls == 0
+    assert fresh.quality(folds=2).n == 4
+
+
+def test_predictor_evaluator_needs_the_spec_on_a_running_trial(digits: DataSplits) -> None:
+    space = ChainSpace(
+        input_shape=digits.input_shape, num_outputs=10, max_depth=2, stride_layers=(2,)
+    )
+    evaluator = PredictorEvaluator(
+        ProxyTraining(digits, training=TrainingConfig(epochs=1), data_fraction=0.1),
+        space=space,
+        warmup=2,
+    )
+    spec = space.decode(_sample(space, 1, seed=0)[0])
+    with pytest.raises(RuntimeError, match="attach"):
+        evaluator.evaluate(spec, report=None, seed=0)
+    study = optuna.create_study(direction="maximize")
+    for value in (0.5, 0.7):
+        trial = study.ask()
+        space.suggest(trial)
+        trial.set_user_attr("predictor_target", value)
+        study.tell(trial, value)
+    evaluator.attach(study)
+    with pytest.raises(ValueError, match="user_attrs\\['spec'\\]"):
+        evaluator.evaluate(spec, report=None, seed=0)
+    with pytest.raises(ValueError, match="warmup"):
+        PredictorEvaluator(evaluator, space=space, warmup=1)
