@@ -1,0 +1,138 @@
+"""The common shape of our samplers: plan a whole child per trial, hand it out param by param.
+
+A sampler of ours decides a trial's params at once (a mutated parent, a draw from a policy, an
+extension of a simpler architecture): :meth:`_PlanningSampler._plan` returns that plan when the
+trial starts (``before_trial``, or on the first param asked). Each param the objective asks for
+is then taken from the plan when the plan holds a valid value for the distribution asked, and is
+drawn by a delegated :class:`~optuna.samplers.RandomSampler` otherwise: a param the plan lacks (a
+conditional branch that the child newly activates, a float REINFORCE does not model) or one whose
+distribution changed. So the samplers work on any define-by-run Optuna search space.
+
+The plan's lineage (``parent`` trial number, ``mutated`` names, ...) is stored as the trial's
+system attr ``optuna_nas:plan`` so plain Optuna tools show where a trial came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+import threading
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.samplers import RandomSampler
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+from optuna_nas.samplers._history import History
+from optuna_nas.samplers._history import complete_trials
+from optuna_nas.samplers._mutation import contains
+
+PLAN_ATTR = "optuna_nas:plan"
+
+
+def check_int(name: str, value: Any, low: int) -> int:
+    """``value`` if it is an int >= ``low``; a ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"`{name}` must be an int >= {low}, but got {value!r}.")
+    return value
+
+
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` if it is a real number in ``[low, high]``; a ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"`{name}` must be a number in [{low}, {high}], but got {value!r}.")
+    return float(value)
+
+
+class _PlanningSampler(BaseSampler):
+    """Base of our samplers (private): plans, the RandomSampler delegate, seeding, caches."""
+
+    def __init__(self, *, seed: int | None) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"`seed` must be an int or None, but got {seed!r}.")
+        # The delegate draws what RandomSampler(seed=seed) would; our own stream is distinct.
+        self._rng = np.random.RandomState(None if seed is None else [seed % 2**32, 1])
+        self._random_sampler = RandomSampler(seed=seed)
+        self._plans: dict[tuple[int, int], dict[str, Any]] = {}
+        self._histories: dict[tuple[int, int], History] = {}
+        self._lock = threading.RLock()
+
+    def reseed_rng(self) -> None:
+        with self._lock:
+            self._rng.seed()
+            self._random_sampler.reseed_rng()
+
+    # --- subclasses implement -------------------------------------------------------------
+    def _plan(
+        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], history: History
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The planned params of ``trial`` and its lineage (JSON-serialisable)."""
+        raise NotImplementedError
+
+    # --- the Optuna contract --------------------------------------------------------------
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {
+            name: self.sample_independent(study, trial, name, d)
+            for name, d in search_space.items()
+        }
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        plan = self._plan_of(study, trial)
+        if param_name in plan and contains(param_distribution, plan[param_name]):
+            return plan[param_name]
+        with self._lock:
+            return self._random_sampler.sample_independent(
+                study, trial, param_name, param_distribution
+            )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._plan_of(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        with self._lock:
+            self._plans.pop((id(study._storage), trial._trial_id), None)
+
+    # --- helpers --------------------------------------------------------------------------
+    def _history(self, study: Study, trials: Sequence[FrozenTrial]) -> History:
+        key = (id(study._storage), study._study_id)
+        history = self._histories.setdefault(key, History())
+        history.update(trials)
+        return history
+
+    def _plan_of(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
+        key = (id(study._storage), trial._trial_id)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                return plan
+            trials = complete_trials(study)
+            plan, lineage = self._plan(study, trial, trials, self._history(study, trials))
+            self._plans[key] = plan
+        if lineage:
+            study._storage.set_trial_system_attr(
+                trial._trial_id, PLAN_ATTR, json.loads(json.dumps(lineage, default=str))
+            )
+        return plan

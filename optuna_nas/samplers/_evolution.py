@@ -1,0 +1,125 @@
+"""Regularized (aging) evolution as an Optuna sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+
+from optuna_nas.samplers._base import _PlanningSampler
+from optuna_nas.samplers._base import check_int
+from optuna_nas.samplers._history import History
+from optuna_nas.samplers._history import fitness
+from optuna_nas.samplers._history import param_key
+from optuna_nas.samplers._mutation import mutate
+from optuna_nas.samplers._predictor import Predictor
+
+
+class RegularizedEvolutionSampler(_PlanningSampler):
+    """Aging evolution (Real et al., "Regularized Evolution for Image Classifier Architecture
+    Search", AAAI 2019), reading its population from the study.
+
+    The population is the last ``population_size`` COMPLETE trials in trial-number order, so
+    each new trial retires the oldest member, and every worker of a study (threads, processes on
+    one RDB storage) and a resumed study see the same population. Until ``population_size``
+    trials are complete, params are drawn at random. Afterwards each trial samples
+    ``sample_size`` members uniformly, the best of them (the tournament winner) is mutated:
+    ``num_mutations`` of its params change (categorical: another choice; int/float: a local move,
+    see :func:`~optuna_nas.samplers._mutation.mutate_value`), the rest are copied. Params the
+    objective asks for that the parent lacks (a newly activated conditional branch) are drawn by
+    a :class:`~optuna.samplers.RandomSampler`.
+
+    Tournaments: one objective by value; several by non-domination rank, then crowding distance
+    (NSGA-II's order). Infeasible trials (``trial.constraints`` with a positive value) lose to
+    feasible ones and among themselves by total violation.
+
+    Differences from the paper, all optional: with ``avoid_duplicates`` a child whose params equal
+    a COMPLETE trial's is re-mutated (up to 20 tries), since a deterministic objective gains
+    nothing from a re-evaluation. With a ``predictor`` (e.g.
+    :class:`~optuna_nas.samplers.KernelPredictor`), ``num_candidates`` children are mutated from
+    the winner and the one the predictor scores best is evaluated: predictor-guided evolution as
+    in NPENAS (Wei et al. 2022) and BANANAS's mutation-based acquisition (White et al. 2021),
+    fitted on every COMPLETE trial of the study.
+
+    Args:
+        population_size: Members of the population (``P`` in the paper).
+        sample_size: Members per tournament (``S``), at most ``population_size``.
+        num_mutations: Params changed per child.
+        avoid_duplicates: Re-mutate children already evaluated.
+        predictor: Optional scorer of candidate children.
+        num_candidates: Children scored by ``predictor`` per trial (requires ``predictor``
+            when > 1).
+        seed: Seed of the random number generator.
+    """
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 20,
+        sample_size: int = 5,
+        num_mutations: int = 1,
+        avoid_duplicates: bool = True,
+        predictor: Predictor | None = None,
+        num_candidates: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(seed=seed)
+        self._population_size = check_int("population_size", population_size, 2)
+        self._sample_size = check_int("sample_size", sample_size, 1)
+        if sample_size > population_size:
+            raise ValueError(
+                f"`sample_size <= population_size` must hold, but got ({sample_size=}, "
+                f"{population_size=})."
+            )
+        self._num_mutations = check_int("num_mutations", num_mutations, 1)
+        if not isinstance(avoid_duplicates, bool):
+            raise ValueError(f"`avoid_duplicates` must be a bool, but got {avoid_duplicates!r}.")
+        self._avoid_duplicates = avoid_duplicates
+        if predictor is not None and not callable(predictor):
+            raise ValueError(f"`predictor` must be callable or None, but got {predictor!r}.")
+        self._predictor = predictor
+        self._num_candidates = check_int("num_candidates", num_candidates, 1)
+        if num_candidates > 1 and predictor is None:
+            raise ValueError(
+                f"`num_candidates > 1` needs a `predictor` to rank the candidates, but got "
+                f"({num_candidates=}, predictor=None)."
+            )
+
+    def _plan(
+        self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], history: History
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if len(trials) < self._population_size:
+            return {}, {}
+        population = list(trials[-self._population_size :])
+        score = fitness(population, study.directions)
+        picked = self._rng.choice(len(population), size=self._sample_size, replace=False)
+        parent = population[max(picked, key=lambda i: (score[i], -i))]
+        candidates: list[tuple[dict[str, Any], list[str]]] = []
+        for _ in range(self._num_candidates):
+            for _ in range(20):
+                child, changed = mutate(
+                    parent.params, parent.distributions, self._rng, self._num_mutations
+                )
+                if not (self._avoid_duplicates and param_key(child) in history.keys):
+                    break
+            candidates.append((child, changed))
+        chosen = 0
+        if self._predictor is not None and len(candidates) > 1:
+            observed = [
+                (t.params, float(s)) for t, s in zip(trials, _scores(study, trials), strict=True)
+            ]
+            predicted = self._predictor(observed, [c for c, _ in candidates], history.space)
+            chosen = int(np.argmax(predicted))
+        child, changed = candidates[chosen]
+        return child, {"parent": parent.number, "mutated": changed}
+
+
+def _scores(study: Study, trials: Sequence[FrozenTrial]) -> np.ndarray:
+    """What the predictor learns: the fitness over all trials (higher is better)."""
+    if len(study.directions) == 1 and not any(t.constraints for t in trials):
+        sign = 1.0 if study.directions[0].name == "MAXIMIZE" else -1.0
+        return np.array([sign * t.values[0] for t in trials])
+    return fitness(trials, study.directions)

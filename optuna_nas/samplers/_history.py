@@ -1,0 +1,115 @@
+"""History helpers shared by the samplers: finished trials, fitness ranks, the union space.
+
+Everything here is derived from the trials in storage, so every worker of a study and a resumed
+study compute the same thing. :class:`History` caches per study what is safe to cache: facts of
+COMPLETE trials never change, so it only reads trials it has not seen before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+import math
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.study import StudyDirection
+from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+ParamKey = tuple[tuple[str, Any], ...]
+
+
+def param_key(params: Mapping[str, Any]) -> ParamKey:
+    """A hashable key of a param dict, equal for equal params (used to avoid duplicates)."""
+    return tuple(sorted(params.items()))
+
+
+def complete_trials(study: Study) -> list[FrozenTrial]:
+    """The study's COMPLETE trials in trial-number order (no copies: do not modify them)."""
+    return study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
+
+
+def violation(trial: FrozenTrial) -> float:
+    """The summed positive constraint values of ``trial`` (0 for feasible or unconstrained).
+
+    Reads Optuna 5's ``trial.constraints`` (set by ``trial.set_constraint`` or a sampler's
+    ``constraints_func``); a trial is feasible when every constraint value is <= 0.
+    """
+    return float(sum(max(v, 0.0) for v in trial.constraints.values()))
+
+
+def losses(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> np.ndarray:
+    """The trials' values as an ``(n, n_objectives)`` array to minimise."""
+    sign = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
+    values = np.array([t.values for t in trials], dtype=float).reshape(len(trials), len(sign))
+    return np.asarray(values * sign)
+
+
+def _crowding(loss: np.ndarray) -> np.ndarray:
+    n, m = loss.shape
+    dist = np.zeros(n)
+    if n <= 2:
+        return np.full(n, math.inf)
+    for k in range(m):
+        order = np.argsort(loss[:, k], kind="stable")
+        span = loss[order[-1], k] - loss[order[0], k]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if span > 0:
+            dist[order[1:-1]] += (loss[order[2:], k] - loss[order[:-2], k]) / span
+    return dist
+
+
+def fitness(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> np.ndarray:
+    """A score per trial, higher is better, comparable only within ``trials``.
+
+    Feasible trials beat infeasible ones, and infeasible ones are ordered by total violation.
+    One objective: the value (negated when minimising). Several: NSGA-II's order (Deb et al.
+    2002), the non-domination rank first, then the crowding distance within the rank.
+    """
+    if not trials:
+        return np.zeros(0)
+    loss = losses(trials, directions)
+    penalty = np.array([violation(t) for t in trials])
+    if loss.shape[1] == 1:
+        primary = -loss[:, 0]
+        primary = np.where(np.isfinite(primary), primary, np.sign(primary) * 1e300)
+        secondary = np.zeros(len(trials))
+    else:
+        ranks = _fast_non_domination_rank(np.where(np.isfinite(loss), loss, 1e300))
+        primary = -ranks.astype(float)
+        secondary = np.zeros(len(trials))
+        for r in np.unique(ranks):
+            idx = np.flatnonzero(ranks == r)
+            secondary[idx] = _crowding(loss[idx])
+    keys = [(-penalty[i], primary[i], secondary[i]) for i in range(len(trials))]
+    order = sorted(range(len(trials)), key=lambda i: keys[i])
+    score = np.empty(len(trials))
+    for rank, i in enumerate(order):
+        prev = order[rank - 1] if rank else None
+        score[i] = score[prev] if prev is not None and keys[prev] == keys[i] else rank
+    return score
+
+
+class History:
+    """What a sampler knows of one study, read incrementally from its COMPLETE trials.
+
+    ``space`` is the union of the distributions seen (a name keeps its latest distribution);
+    ``keys`` the params of every COMPLETE trial, for duplicate avoidance.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self.space: dict[str, BaseDistribution] = {}
+        self.keys: set[ParamKey] = set()
+
+    def update(self, trials: Sequence[FrozenTrial]) -> None:
+        for t in trials:
+            if t.number in self._seen:
+                continue
+            self._seen.add(t.number)
+            self.space.update(t.distributions)
+            self.keys.add(param_key(t.params))
