@@ -54,7 +54,7 @@ def _build(folder: Path) -> None:
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         spec = space.suggest(trial)
-        trial.set_user_attr("spec", spec.to_dict())
+        trial.set_user_attr("spec", spec.to_json())
         trial.set_user_attr("canonical_hash", canonical_hash(spec))
         trial.set_user_attr("params", count_params(spec))
         trial.set_user_attr("flops", count_flops(spec))
