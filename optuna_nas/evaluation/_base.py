@@ -23,6 +23,7 @@ import torch
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._training import TrainingConfig
+from optuna_nas.evaluation._training import TrainingResult
 from optuna_nas.evaluation._training import train_model
 from optuna_nas.nn import build_model
 from optuna_nas.spec import ArchitectureSpec
@@ -88,26 +89,54 @@ class FullTraining(Evaluator):
         self.device = torch.device(device)
 
     def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
-        torch.manual_seed(seed)
-        model = build_model(spec)
-        train, val, _ = make_loaders(self.data, batch_size=self.batch_size, seed=seed)
-        result = train_model(
-            model,
-            train,
-            val,
-            config=self.training,
+        model, result = train_candidate(
+            spec,
+            self.data,
+            training=self.training,
+            batch_size=self.batch_size,
             device=self.device,
             report=report,
-            input_shape=spec.input_shape,
+            seed=seed,
         )
         return Evaluation(
             values={"val_accuracy": result.final_val_accuracy},
-            metrics={
-                "val_accuracy_curve": list(result.val_accuracy_history),
-                "train_seconds": round(result.train_seconds, 3),
-                "epochs_run": result.epochs_run,
-                "diverged": result.diverged,
-            },
+            metrics=training_metrics(result),
             stopped_early=result.stopped_early,
             model=model,
         )
+
+
+def train_candidate(
+    spec: ArchitectureSpec,
+    data: DataSplits,
+    *,
+    training: TrainingConfig,
+    batch_size: int,
+    device: torch.device,
+    report: Report | None,
+    seed: int,
+) -> tuple[torch.nn.Module, TrainingResult]:
+    """Build ``spec`` with weights seeded by ``seed`` and train it on ``data``."""
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    train, val, _ = make_loaders(data, batch_size=batch_size, seed=seed)
+    result = train_model(
+        model,
+        train,
+        val,
+        config=training,
+        device=device,
+        report=report,
+        input_shape=spec.input_shape,
+    )
+    return model, result
+
+
+def training_metrics(result: TrainingResult) -> dict[str, Any]:
+    """The user attrs a trained candidate records: curve, time, epochs, divergence."""
+    return {
+        "val_accuracy_curve": list(result.val_accuracy_history),
+        "train_seconds": round(result.train_seconds, 3),
+        "epochs_run": result.epochs_run,
+        "diverged": result.diverged,
+    }

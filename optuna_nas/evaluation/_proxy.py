@@ -20,13 +20,12 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from optuna_nas.data import DataSplits
-from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._base import train_candidate
+from optuna_nas.evaluation._base import training_metrics
 from optuna_nas.evaluation._training import TrainingConfig
-from optuna_nas.evaluation._training import train_model
-from optuna_nas.nn import build_model
 from optuna_nas.spec import ArchitectureSpec
 
 _WIDTH_OPS = {"conv": "channels", "sep_conv": "channels", "mbconv": "channels"}
@@ -225,25 +224,19 @@ class ProxyTraining(Evaluator):
 
     def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
         proxy_spec = self.proxy_spec(spec)
-        torch.manual_seed(seed)
-        model = build_model(proxy_spec)
-        train, val, _ = make_loaders(self.proxy_data, batch_size=self.batch_size, seed=seed)
-        result = train_model(
-            model,
-            train,
-            val,
-            config=self.training,
+        model, result = train_candidate(
+            proxy_spec,
+            self.proxy_data,
+            training=self.training,
+            batch_size=self.batch_size,
             device=self.device,
             report=report,
-            input_shape=proxy_spec.input_shape,
+            seed=seed,
         )
         return Evaluation(
             values={"val_accuracy": result.final_val_accuracy},
             metrics={
-                "val_accuracy_curve": list(result.val_accuracy_history),
-                "train_seconds": round(result.train_seconds, 3),
-                "epochs_run": result.epochs_run,
-                "diverged": result.diverged,
+                **training_metrics(result),
                 "proxy": self.settings,
             },
             stopped_early=result.stopped_early,
