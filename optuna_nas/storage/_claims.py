@@ -142,7 +142,7 @@ class _SqlBoard(ClaimBoard):
                     )
                 return trial_id
             except sa.exc.IntegrityError:
-                pass
+                pass  # the insert lost the race: read the owner below
             with self._engine.connect() as conn:
                 owner = conn.execute(sa.select(table.c.trial_id).where(where)).scalar()
             if owner is not None:  # None: the owner's study was deleted meanwhile; insert again
