@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 import subprocess
 import sys
 
-import pytest
+from tests.nasbench import nasbench_csv
 
 ROOT = Path(__file__).resolve().parents[2]
-CSV = Path(
-    os.environ.get("NASBENCH201_CSV", ROOT.parent / "shared" / "nasbench" / "nb201_cifar10.csv")
-)
 
 
 def _run(*args: str) -> str:
@@ -23,15 +19,15 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.skipif(not CSV.is_file(), reason=f"NAS-Bench-201 table absent at {CSV}")
 def test_nb201_smoke() -> None:
+    csv = nasbench_csv()
     out = _run(
         "benchmarks/nb201.py",
         "--smoke",
         "--processes",
         "1",
         "--csv",
-        str(CSV),
+        str(csv),
         "--samplers",
         "random",
         "evolution",
