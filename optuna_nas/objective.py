@@ -48,6 +48,15 @@ OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {
 }
 
 
+class CandidateFailed(RuntimeError):
+    """One candidate could not be evaluated (diverged, out of memory): its trial fails.
+
+    The reason is also stored in the trial's ``user_attrs["fail_reason"]``. It is a
+    ``RuntimeError``, so ``study.optimize(..., catch=(RuntimeError,))`` (as the studies pass)
+    fails that trial and goes on with the next.
+    """
+
+
 class NASObjective:
     """Evaluate each trial's architecture and return the requested objectives.
 
@@ -85,6 +94,10 @@ class NASObjective:
     storage and a trial stops only for a pruner with ``supports_multi_objective`` (e.g.
     :class:`~optuna_nas.pruners.ParetoPruner`); see :func:`~optuna_nas.pruners.report_and_prune`.
     The curve is also kept in ``user_attrs["val_accuracy_curve"]``.
+
+    A candidate whose training diverges (non-finite loss) or runs out of memory raises
+    :class:`CandidateFailed` with the reason (also in ``user_attrs["fail_reason"]``); with
+    ``catch=(RuntimeError,)`` the study records that trial as failed and goes on.
     """
 
     def __init__(
@@ -197,9 +210,21 @@ class NASObjective:
             return report_and_prune(trial, step, accuracy)
 
         self.evaluator.attach(trial.study)
-        result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
+        try:
+            result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
+        except torch.OutOfMemoryError as e:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # leave the memory to the next candidate
+            raise self._fail(trial, f"out of memory while evaluating this candidate: {e}") from e
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
+        if result.metrics.get("diverged"):
+            raise self._fail(
+                trial,
+                f"training diverged: the loss became non-finite by epoch "
+                f"{result.metrics.get('epochs_run')}; the architecture or the learning rate is "
+                "unstable",
+            )
         if self.save_weights and self.artifact_store is not None and result.model is not None:
             upload_weights(trial, result.model, artifact_store=self.artifact_store)
         if result.stopped_early:
@@ -226,6 +251,11 @@ class NASObjective:
             )
         out = tuple(values[o] for o in self.objectives)
         return out[0] if single else out
+
+    @staticmethod
+    def _fail(trial: optuna.Trial, reason: str) -> CandidateFailed:
+        trial.set_user_attr("fail_reason", reason)
+        return CandidateFailed(f"trial {trial.number}: {reason}")
 
     def _latency(self, model: torch.nn.Module, spec: ArchitectureSpec) -> float:
         return measure_latency(

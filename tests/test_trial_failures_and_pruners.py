@@ -1,0 +1,124 @@
+"""One candidate's failure never kills the study; every Optuna pruner drives early stopping.
+
+A diverging or out-of-memory candidate fails its own trial with a stored reason and the study
+goes on; each of Optuna's pruners stops trials of the real pipeline (real training on digits)
+through ``trial.report`` / ``should_prune``, and pruned trials keep their curves.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+import pytest
+import torch
+
+from optuna_nas.data import DataSplits
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import Evaluation
+from optuna_nas.evaluation import Evaluator
+from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import Report
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.objective import NASObjective
+from optuna_nas.spaces import ChainSpace
+from optuna_nas.spec import ArchitectureSpec
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def digits() -> DataSplits:
+    return load_digits(seed=0)
+
+
+def small_space(data: DataSplits) -> ChainSpace:
+    return ChainSpace(
+        input_shape=data.input_shape,
+        num_outputs=data.num_classes,
+        max_depth=2,
+        widths=(8, 16),
+        stride_layers=(2,),
+    )
+
+
+class FirstCandidate(Evaluator):
+    """Evaluates the candidate with seed 0 with ``first``, every other one with ``rest``."""
+
+    def __init__(self, first: Evaluator, rest: Evaluator, data: DataSplits) -> None:
+        self.first, self.rest, self.data = first, rest, data
+
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        return (self.first if seed == 0 else self.rest).evaluate(spec, report=report, seed=seed)
+
+
+class OutOfMemory(Evaluator):
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        # What torch raises when an allocation fails (CPU or CUDA caching allocator).
+        raise torch.OutOfMemoryError("DefaultCPUAllocator: not enough memory (simulated)")
+
+
+def _run(data: DataSplits, first: Evaluator) -> optuna.Study:
+    rest = FullTraining(data, training=TrainingConfig(epochs=1), batch_size=128)
+    objective = NASObjective(
+        small_space(data), FirstCandidate(first, rest, data), objectives=("val_accuracy",)
+    )
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(objective, n_trials=3, catch=(RuntimeError,))
+    return study
+
+
+def test_a_diverging_candidate_fails_with_its_reason_and_the_study_goes_on(
+    digits: DataSplits,
+) -> None:
+    exploding = TrainingConfig(epochs=2, lr=1e12, grad_clip=None, nesterov=False)
+    study = _run(digits, FullTraining(digits, training=exploding, batch_size=128))
+    first, *others = study.trials
+    assert first.state is TrialState.FAIL
+    assert first.user_attrs["diverged"] is True
+    assert first.user_attrs["fail_reason"].startswith("training diverged")
+    assert [t.state for t in others] == [TrialState.COMPLETE] * 2
+
+
+def test_out_of_memory_fails_only_that_candidate(digits: DataSplits) -> None:
+    study = _run(digits, OutOfMemory())
+    first, *others = study.trials
+    assert first.state is TrialState.FAIL
+    assert "out of memory" in first.user_attrs["fail_reason"]
+    assert "not enough memory" in first.user_attrs["fail_reason"]
+    assert [t.state for t in others] == [TrialState.COMPLETE] * 2
+
+
+# PatientPruner (the seed's patience rule) is covered on real curves in
+# tests/pruners/test_patience_pruner.py: it prunes only when a curve stops improving, which
+# these short, steadily rising curves rarely do.
+PRUNERS = {
+    "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=1),
+    "percentile": lambda: optuna.pruners.PercentilePruner(75.0, n_startup_trials=1),
+    "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
+    "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=EPOCHS),
+    "threshold": lambda: optuna.pruners.ThresholdPruner(lower=0.9),
+    "wilcoxon": lambda: optuna.pruners.WilcoxonPruner(p_threshold=0.5, n_startup_steps=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PRUNERS))
+def test_each_optuna_pruner_stops_trials_and_keeps_their_curves(
+    name: str, digits: DataSplits
+) -> None:
+    evaluator = FullTraining(digits, training=TrainingConfig(epochs=EPOCHS), batch_size=128)
+    objective = NASObjective(small_space(digits), evaluator, objectives=("val_accuracy",))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        pruner=PRUNERS[name](),
+    )
+    study.optimize(objective, n_trials=8)
+    pruned = [t for t in study.trials if t.state is TrialState.PRUNED]
+    assert pruned, f"{name} pruned none of {len(study.trials)} trials"
+    for t in study.trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        curve = t.user_attrs["val_accuracy_curve"]
+        assert [t.intermediate_values[step] for step in sorted(t.intermediate_values)] == curve
+    assert all(len(t.user_attrs["val_accuracy_curve"]) < EPOCHS for t in pruned)
