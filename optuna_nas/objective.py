@@ -68,7 +68,8 @@ class NASObjective:
         objectives: Names from :data:`OBJECTIVES`, in the order the study's directions follow
             (:attr:`directions` gives them).
         seed: Base seed; trial ``n`` is evaluated with seed ``seed + n``.
-        device: Where the latency objective is measured (never chosen automatically).
+        device: Where the latency objective is measured, before training, on a fresh build of
+            the spec (never chosen automatically).
         latency_batch_size: Batch size of the latency measurement, if requested.
         deduplicate: Evaluate each canonical architecture once per study (see the module
             docstring); ``False`` trains every trial.
@@ -185,9 +186,12 @@ class NASObjective:
         trial.set_user_attr("flops", int(values["flops"]))
         if self.artifact_store is not None:
             attach_architecture(trial, spec, artifact_store=self.artifact_store)
+        if "latency_ms" in self.objectives:
+            # Latency does not depend on the weights: measured on a fresh build before any
+            # training, so it is a known cost while accuracy evolves (ParetoPruner reads it).
+            values["latency_ms"] = self._latency(build_model(spec), spec)
+            trial.set_user_attr("latency_ms", values["latency_ms"])
         if self.constraints is not None and self.constraints.record(trial, spec):
-            if "latency_ms" in self.objectives:
-                values["latency_ms"] = self._latency(build_model(spec), spec)
             infeasible = tuple(values.get(o, _worst(o)) for o in self.objectives)
             return infeasible[0] if len(infeasible) == 1 else infeasible
         if self.deduplicate:
@@ -237,12 +241,6 @@ class NASObjective:
             accuracy = values.get("val_accuracy", values.get("predicted_accuracy"))
             if accuracy is not None:
                 self.constraints.record_accuracy(trial, accuracy)
-        if "latency_ms" in self.objectives and "latency_ms" not in values:
-            # Latency does not depend on the weights: evaluators that return no model (proxy,
-            # predictor, zero-cost) are timed on a fresh build of the spec.
-            model = result.model if result.model is not None else build_model(spec)
-            values["latency_ms"] = self._latency(model, spec)
-            trial.set_user_attr("latency_ms", values["latency_ms"])
         missing = [o for o in self.objectives if o not in values]
         if missing:
             raise ValueError(

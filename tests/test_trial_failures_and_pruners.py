@@ -122,3 +122,24 @@ def test_each_optuna_pruner_stops_trials_and_keeps_their_curves(
         curve = t.user_attrs["val_accuracy_curve"]
         assert [t.intermediate_values[step] for step in sorted(t.intermediate_values)] == curve
     assert all(len(t.user_attrs["val_accuracy_curve"]) < EPOCHS for t in pruned)
+
+
+def test_pareto_pruner_uses_latency_measured_before_training(digits: DataSplits) -> None:
+    from optuna_nas.pruners import ParetoPruner
+
+    evaluator = FullTraining(digits, training=TrainingConfig(epochs=EPOCHS), batch_size=128)
+    objectives = ("val_accuracy", "latency_ms")
+    objective = NASObjective(small_space(digits), evaluator, objectives=objectives)
+    study = optuna.create_study(
+        directions=objective.directions,
+        sampler=optuna.samplers.RandomSampler(seed=2),
+        pruner=ParetoPruner(objectives=objectives),
+    )
+    study.optimize(objective, n_trials=6)
+    for t in study.trials:
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        assert t.user_attrs["latency_ms"] > 0  # known before the first epoch was reported
+        curve = t.user_attrs["val_accuracy_curve"]
+        assert [t.intermediate_values[step] for step in sorted(t.intermediate_values)] == curve
+    for t in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert t.values[1] == t.user_attrs["latency_ms"]
