@@ -14,6 +14,7 @@ system attr ``optuna_nas:plan`` so plain Optuna tools show where a trial came fr
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 import json
 import threading
@@ -67,11 +68,11 @@ class _PlanningSampler(BaseSampler):
             self._random_sampler.reseed_rng()
 
     # --- subclasses implement -------------------------------------------------------------
+    @abc.abstractmethod
     def _plan(
         self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], history: History
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The planned params of ``trial`` and its lineage (JSON-serialisable)."""
-        raise NotImplementedError
 
     # --- the Optuna contract --------------------------------------------------------------
     def infer_relative_search_space(
