@@ -109,7 +109,10 @@ def test_each_optuna_pruner_stops_trials_and_keeps_their_curves(
 ) -> None:
     evaluator = FullTraining(digits, training=TrainingConfig(epochs=EPOCHS), batch_size=128)
     objective = NASObjective(small_space(digits), evaluator, objectives=("val_accuracy",))
+    # HyperbandPruner assigns trials to brackets by hashing the study name with the trial
+    # number, so a fixed name keeps the run reproducible.
     study = optuna.create_study(
+        study_name=f"pruner-{name}",
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=1),
         pruner=PRUNERS[name](),
