@@ -45,6 +45,8 @@ from optuna.trial import TrialState
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _bulk import bulk_sql_study  # noqa: E402
+
 from optuna_nas.storage import copy_duplicate  # noqa: E402
 from optuna_nas.storage import find_or_claim  # noqa: E402
 from optuna_nas.storage import open_storage  # noqa: E402
@@ -211,69 +213,7 @@ def build_study(kind: str, url: str, name: str, n: int) -> None:
             pipe.set(f"{prefix}:log_number", len(lines) - 1)
             pipe.execute()
         return
-    _bulk_sql_study(url, name, trials)
-
-
-def _bulk_sql_study(url: str, name: str, trials: list[optuna.trial.FrozenTrial]) -> None:
-    """Insert completed trials straight into Optuna's tables, one statement per table.
-
-    ``add_trials`` costs a transaction per trial (about a minute per 1,000 on this machine's
-    PostgreSQL); this writes the same rows in a few executemany statements.
-    """
-    import datetime
-
-    from optuna.storages._rdb import models
-    import sqlalchemy as sa
-
-    storage = optuna.storages.RDBStorage(url)
-    study = optuna.create_study(study_name=name, storage=storage)
-    study_id = study._study_id
-    now = datetime.datetime.now()
-    trial_t = models.TrialModel.__table__
-    with storage.engine.begin() as conn:
-        conn.execute(
-            sa.insert(trial_t),
-            [
-                {
-                    "number": t.number if t.number >= 0 else i,
-                    "study_id": study_id,
-                    "state": TrialState.COMPLETE,
-                    "datetime_start": now,
-                    "datetime_complete": now,
-                }
-                for i, t in enumerate(trials)
-            ],
-        )
-        rows = conn.execute(
-            sa.select(trial_t.c.number, trial_t.c.trial_id).where(trial_t.c.study_id == study_id)
-        ).all()
-        ids = dict(rows)
-        params, values, attrs = [], [], []
-        for i, t in enumerate(trials):
-            tid = ids[i]
-            for key, value in t.params.items():
-                dist = t.distributions[key]
-                params.append(
-                    {
-                        "trial_id": tid,
-                        "param_name": key,
-                        "param_value": dist.to_internal_repr(value),
-                        "distribution_json": optuna.distributions.distribution_to_json(dist),
-                    }
-                )
-            values.append(
-                {
-                    "trial_id": tid,
-                    "objective": 0,
-                    "value": t.value,
-                    "value_type": models.TrialValueModel.TrialValueType.FINITE,
-                }
-            )
-            for key, value in t.user_attrs.items():
-                attrs.append({"trial_id": tid, "key": key, "value_json": json.dumps(value)})
-        conn.execute(sa.insert(models.TrialParamModel.__table__), params)
-        conn.execute(sa.insert(models.TrialValueModel.__table__), values)
-        conn.execute(sa.insert(models.TrialUserAttributeModel.__table__), attrs)
+    bulk_sql_study(url, name, trials)
 
 
 def _arch_only(trial: optuna.Trial) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from optuna.study import Study
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
 from optuna_nas.samplers._base import _PlanningSampler
@@ -87,6 +88,7 @@ class RegularizedEvolutionSampler(_PlanningSampler):
                 f"`num_candidates > 1` needs a `predictor` to rank the candidates, but got "
                 f"({num_candidates=}, predictor=None)."
             )
+        self._seen: dict[tuple[int, int], _Seen] = {}
 
     def _plan(
         self, study: Study, trial: FrozenTrial, trials: Sequence[FrozenTrial], history: History
@@ -108,18 +110,43 @@ class RegularizedEvolutionSampler(_PlanningSampler):
             candidates.append((child, changed))
         chosen = 0
         if self._predictor is not None and len(candidates) > 1:
-            observed = [
-                (t.params, float(s)) for t, s in zip(trials, _scores(study, trials), strict=True)
-            ]
+            observed = self._observed(study, trials)
             predicted = self._predictor(observed, [c for c, _ in candidates], history.space)
             chosen = int(np.argmax(predicted))
         child, changed = candidates[chosen]
         return child, {"parent": parent.number, "mutated": changed}
 
+    def _observed(
+        self, study: Study, trials: Sequence[FrozenTrial]
+    ) -> list[tuple[dict[str, Any], float]]:
+        """What the predictor learns: each trial's params and fitness (higher is better)."""
+        key = (id(study._storage), study._study_id)
+        cache = self._seen.get(key)
+        if (
+            cache is None
+            or len(trials) < len(cache.ids)
+            or any(t._trial_id in cache.ids for t in trials[len(cache.ids) :])
+        ):
+            # New, or a trial completed out of number order: ``trials`` no longer extends the
+            # cached sequence, so read them all again.
+            cache = self._seen[key] = _Seen()
+        sign = 1.0 if study.directions[0] == StudyDirection.MAXIMIZE else -1.0
+        for t in trials[len(cache.ids) :]:  # a finished trial never changes: read each once
+            cache.ids.add(t._trial_id)
+            cache.constrained = cache.constrained or bool(t.constraints)
+            cache.observed.append((t.params, sign * t.values[0]))
+        if len(study.directions) == 1 and not cache.constrained:
+            return list(cache.observed)
+        scores = fitness(trials, study.directions)
+        return [(t.params, float(s)) for t, s in zip(trials, scores, strict=True)]
 
-def _scores(study: Study, trials: Sequence[FrozenTrial]) -> np.ndarray:
-    """What the predictor learns: the fitness over all trials (higher is better)."""
-    if len(study.directions) == 1 and not any(t.constraints for t in trials):
-        sign = 1.0 if study.directions[0].name == "MAXIMIZE" else -1.0
-        return np.array([sign * t.values[0] for t in trials])
-    return fitness(trials, study.directions)
+
+class _Seen:
+    """What :meth:`RegularizedEvolutionSampler._observed` read of a study's COMPLETE trials,
+    in trial-number order: ids, ``(params, signed first value)`` and whether any had
+    constraints."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.observed: list[tuple[dict[str, Any], float]] = []
+        self.constrained = False

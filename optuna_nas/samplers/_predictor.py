@@ -7,8 +7,9 @@ NPENAS, Wei et al. 2022; White et al., "Local search is state of the art for NAS
 upper confidence bound from a Gaussian process with an exponential kernel on a Hamming/L1
 distance over the params (categorical: 0 if equal, 1 otherwise; int/float: difference in [0, 1],
 log-scaled for log distributions; a param one side lacks: 1), with the length scale chosen from
-a small grid by closed-form leave-one-out error. It works on any Optuna search space,
-conditional ones included.
+a small grid by closed-form leave-one-out error (re-selected as the history grows, not on every
+call: see :class:`KernelPredictor`). It works on any Optuna search space, conditional ones
+included.
 """
 
 from __future__ import annotations
@@ -38,37 +39,76 @@ class Predictor(Protocol):
     ) -> np.ndarray: ...
 
 
+_MISSING = object()
+
+
+def _choice_index(distribution: CategoricalDistribution) -> dict[tuple[type, Any], int]:
+    """``(type, choice) -> first index``, keyed by type so that 1, True and 1.0 stay distinct
+    (as in ``ch == v and type(ch) is type(v)``), and ``_MISSING -> -1``.
+
+    NaN choices are left out: NaN equals nothing, so no value matches them.
+    """
+    index: dict[tuple[type, Any], int] = {(type(_MISSING), _MISSING): -1}
+    for k, ch in enumerate(distribution.choices):
+        if ch == ch:
+            index.setdefault((type(ch), ch), k)
+    return index
+
+
+def _code(index: dict[tuple[type, Any], int], value: Any) -> int:
+    """The index of ``value`` among the choices (``-1`` missing, ``-2`` not a choice)."""
+    try:
+        return index.get((type(value), value), -2)
+    except TypeError:  # unhashable, hence not a choice
+        return -2
+
+
 def _encode(
     rows: Sequence[Mapping[str, Any]], names: Sequence[str], space: Mapping[str, BaseDistribution]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Categorical codes (``-1`` missing), numeric units (NaN missing), per-name kind mask."""
+    """Categorical codes (``-1`` missing, ``-2`` not a choice), numeric units (NaN missing), and
+    the per-name kind mask (True: categorical)."""
     is_cat = np.array([isinstance(space[n], CategoricalDistribution) for n in names], dtype=bool)
     codes = np.full((len(rows), len(names)), -1, dtype=np.int64)
     units = np.full((len(rows), len(names)), np.nan)
-    for r, params in enumerate(rows):
-        for c, name in enumerate(names):
-            if name not in params:
-                continue
-            d = space[name]
-            if isinstance(d, CategoricalDistribution):
-                v = params[name]
-                codes[r, c] = next(
-                    (k for k, ch in enumerate(d.choices) if ch == v and type(ch) is type(v)), -2
-                )
-            else:
-                units[r, c] = to_unit(d, params[name])
+    for c, name in enumerate(names):
+        d = space[name]
+        column = [params.get(name, _MISSING) for params in rows]
+        if isinstance(d, CategoricalDistribution):
+            index = _choice_index(d)
+            try:
+                codes[:, c] = [index.get((type(v), v), -2) for v in column]
+            except TypeError:  # an unhashable value: look up one by one
+                codes[:, c] = [_code(index, v) for v in column]
+        else:
+            units[:, c] = [np.nan if v is _MISSING else to_unit(d, v) for v in column]
     return codes, units, is_cat
+
+
+def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
+    """Row ``r`` has a 1 at ``c * width + codes[r, c] + 2`` for every column ``c``."""
+    rows, cols = codes.shape
+    out = np.zeros((rows, cols * width))
+    out[np.arange(rows)[:, None], codes + 2 + np.arange(cols) * width] = 1.0
+    return out
 
 
 def _distance(
     a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> np.ndarray:
+    """Pairwise distances (rows of ``a`` x rows of ``b``), see the module doc.
+
+    Categorical mismatches are counted as ``columns - (one-hot(a) @ one-hot(b).T)``: a matrix
+    product instead of an ``(n, m, columns)`` comparison, with exactly the same counts (codes
+    ``-1`` and ``-2`` are categories of their own, as in an equality test).
+    """
     codes_a, units_a, is_cat = a
     codes_b, units_b, _ = b
     d = np.zeros((len(codes_a), len(codes_b)))
-    if is_cat.any():
+    if is_cat.any() and len(codes_a) and len(codes_b):
         ca, cb = codes_a[:, is_cat], codes_b[:, is_cat]
-        d += (ca[:, None, :] != cb[None, :, :]).sum(-1)
+        width = int(max(ca.max(), cb.max())) + 3
+        d += ca.shape[1] - _one_hot(ca, width) @ _one_hot(cb, width).T
     if (~is_cat).any():
         ua, ub = units_a[:, ~is_cat], units_b[:, ~is_cat]
         diff = np.abs(ua[:, None, :] - ub[None, :, :])
@@ -82,16 +122,26 @@ class KernelPredictor:
     """GP posterior mean (+ ``exploration`` standard deviations) with kernel
     ``exp(-distance / length_scale)`` (see the module doc).
 
+    The length scale is chosen by closed-form leave-one-out (LOO) error over ``length_scales``
+    on the first call, and again whenever the number of observations passed in has grown by at
+    least ``reselect_every`` since the last choice, has shrunk (another study), or the param
+    names differ; between choices the last one is reused. Scores thus depend on the sequence of
+    calls made on this instance (deterministically: a seeded study reproduces), and
+    ``reselect_every=1`` re-selects on every call. A fresh instance (a resumed study, another
+    worker) selects on its first call, so its scale may differ from a long-running instance's
+    until the next re-selection. LOO selection costs one matrix inversion per candidate scale;
+    the other calls cost one linear solve.
+
     Args:
         noise: Noise variance relative to the (standardised) scores.
         length_scales: Candidate length scales, relative to the number of params; the one with
             the lowest leave-one-out error is used.
         max_observed: Fit on at most this many observations (the best-scoring ones), so the
-            cost stays bounded on long studies (each fit inverts ``len(length_scales)``
-            matrices of this size).
+            cost stays bounded on long studies.
         exploration: ``kappa`` of an upper confidence bound (UCB, one of BANANAS's
             acquisitions): candidates are scored by the posterior mean plus ``kappa`` posterior
             standard deviations (0: the mean only).
+        reselect_every: Re-select the length scale after this many new observations.
     """
 
     def __init__(
@@ -101,6 +151,7 @@ class KernelPredictor:
         length_scales: Sequence[float] = (0.1, 0.2, 0.4, 0.8),
         max_observed: int = 200,
         exploration: float = 1.0,
+        reselect_every: int = 10,
     ) -> None:
         self._noise = check_float("noise", noise, 1e-9, 1e3)
         if not length_scales:
@@ -110,6 +161,14 @@ class KernelPredictor:
         ]
         self._max_observed = check_int("max_observed", max_observed, 2)
         self._exploration = check_float("exploration", exploration, 0.0, 1e3)
+        self._reselect_every = check_int("reselect_every", reselect_every, 1)
+        # (length scale, number of observations and param names when it was chosen)
+        self._selected: tuple[float, int, tuple[str, ...]] | None = None
+
+    @property
+    def length_scale(self) -> float | None:
+        """The length scale in use (None before the first fit)."""
+        return None if self._selected is None else self._selected[0]
 
     def __call__(
         self,
@@ -119,10 +178,13 @@ class KernelPredictor:
     ) -> np.ndarray:
         if len(observed) < 2 or not candidates:
             return np.zeros(len(candidates))
-        if len(observed) > self._max_observed:
-            observed = sorted(observed, key=lambda o: o[1])[-self._max_observed :]
-        names = sorted(distributions)
+        n_observed = len(observed)
         y = np.array([s for _, s in observed], dtype=float)
+        if n_observed > self._max_observed:
+            # The best ``max_observed``, ties kept in input order (a stable sort).
+            top = np.argsort(y, kind="stable")[-self._max_observed :]
+            observed, y = [observed[i] for i in top], y[top]
+        names = tuple(sorted(distributions))
         std = y.std()
         if not np.isfinite(std) or std == 0:
             return np.zeros(len(candidates))
@@ -131,18 +193,42 @@ class KernelPredictor:
         x_cand = _encode(candidates, names, distributions)
         d_oo = _distance(x_obs, x_obs) / max(len(names), 1)
         d_co = _distance(x_cand, x_obs) / max(len(names), 1)
-        best: tuple[float, np.ndarray] | None = None
+        if self._stale(n_observed, names):
+            self._selected = (self._select(d_oo, y), n_observed, names)
+        assert self._selected is not None
+        ls = self._selected[0]
+        k = self._gram(d_oo, ls)
+        k_co = np.exp(-d_co / ls)
+        # One solve gives K^-1 y and K^-1 k_co^T (numpy has no triangular solve, so a Cholesky
+        # factor would cost more solves than the one LU factorisation it replaces).
+        solved = np.linalg.solve(k, np.column_stack([y, k_co.T]))
+        score = k_co @ solved[:, 0]
+        if self._exploration > 0:
+            var = np.clip(1.0 - (k_co * solved[:, 1:].T).sum(1), 0.0, None)
+            score = score + self._exploration * np.sqrt(var)
+        return np.asarray(score)
+
+    def _gram(self, d_oo: np.ndarray, ls: float) -> np.ndarray:
+        """The kernel matrix of the observations plus the noise on its diagonal."""
+        k = np.exp(-d_oo / ls)
+        k[np.diag_indices_from(k)] += self._noise
+        return k
+
+    def _stale(self, n_observed: int, names: tuple[str, ...]) -> bool:
+        if self._selected is None:
+            return True
+        _, at, at_names = self._selected
+        return names != at_names or not at <= n_observed < at + self._reselect_every
+
+    def _select(self, d_oo: np.ndarray, y: np.ndarray) -> float:
+        """The length scale with the lowest closed-form LOO error (first of equals)."""
+        if len(self._length_scales) == 1:
+            return self._length_scales[0]
+        best: tuple[float, float] | None = None
         for ls in self._length_scales:
-            k = np.exp(-d_oo / ls) + self._noise * np.eye(len(y))
-            k_inv = np.linalg.inv(k)
-            alpha = k_inv @ y
-            loo = float(np.mean((alpha / np.diag(k_inv)) ** 2))
+            k_inv = np.linalg.inv(self._gram(d_oo, ls))
+            loo = float(np.mean((k_inv @ y / np.diag(k_inv)) ** 2))
             if best is None or loo < best[0]:
-                k_co = np.exp(-d_co / ls)
-                score = k_co @ alpha
-                if self._exploration > 0:
-                    var = np.clip(1.0 - np.einsum("ij,jk,ik->i", k_co, k_inv, k_co), 0.0, None)
-                    score = score + self._exploration * np.sqrt(var)
-                best = (loo, score)
+                best = (loo, ls)
         assert best is not None
         return best[1]

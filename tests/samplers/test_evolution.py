@@ -70,6 +70,49 @@ def test_infeasible_trials_lose_tournaments() -> None:
     assert _parent(study) == 1
 
 
+def _recording_study() -> tuple[optuna.Study, list[list[float]]]:
+    """A study whose evolution sampler's predictor records the scores it learns from."""
+    seen: list[list[float]] = []
+
+    def recording(observed: Any, candidates: Any, distributions: Any) -> np.ndarray:
+        seen.append([s for _, s in observed])
+        return np.zeros(len(candidates))
+
+    sampler = RegularizedEvolutionSampler(
+        population_size=2, sample_size=2, predictor=recording, num_candidates=2, seed=0
+    )
+    return optuna.create_study(direction="maximize", sampler=sampler), seen
+
+
+def test_predictor_learns_that_a_later_infeasible_trial_is_worst() -> None:
+    study, seen = _recording_study()
+    for v in (1.0, 2.0, 3.0):
+        _add(study, v, v)
+    _parent(study)
+    assert seen[-1] == [1.0, 2.0, 3.0]  # one objective, no constraints: the values
+    trial = study.ask({"x": DIST["x"]})
+    trial.set_constraint("c", 1.0)  # the best value, but infeasible
+    study.tell(trial, 10.0)
+    _parent(study)
+    assert seen[-1] == [1.0, 2.0, 3.0, 0.0]  # fitness ranks: the infeasible trial last
+
+
+def test_predictor_sees_trials_in_number_order_when_they_complete_out_of_order() -> None:
+    study, seen = _recording_study()
+    for v in (1.0, 2.0, 3.0):
+        _add(study, v, v)
+    first, second = study.ask({"x": DIST["x"]}), study.ask({"x": DIST["x"]})
+    study.tell(second, 5.0)
+    _parent(study)
+    assert seen[-1] == [1.0, 2.0, 3.0, 5.0]
+    study.tell(first, 4.0)
+    _parent(study)
+    assert seen[-1] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    _add(study, 6.0, 6.0)
+    _parent(study)
+    assert seen[-1] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+
+
 def test_several_objectives_tournament_picks_the_first_front() -> None:
     study = optuna.create_study(
         directions=["minimize", "minimize"],

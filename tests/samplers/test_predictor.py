@@ -5,9 +5,13 @@ from typing import Any
 import numpy as np
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
 import pytest
 
 from optuna_nas.samplers import KernelPredictor
+from optuna_nas.samplers._mutation import to_unit
+from optuna_nas.samplers._predictor import _distance
+from optuna_nas.samplers._predictor import _encode
 
 from ._toy import OPS
 from ._toy import TARGET
@@ -49,6 +53,91 @@ def test_mixed_and_conditional_params() -> None:
     assert pred.shape == (2,) and np.all(np.isfinite(pred))
 
 
+MIXED = {
+    "a": CategoricalDistribution([1, True, 1.0, "x", None]),
+    "b": IntDistribution(1, 64, log=True),
+    "c": FloatDistribution(0.0, 1.0),
+    "d": CategoricalDistribution(["p", "q"]),
+    "e": IntDistribution(0, 10, step=2),
+}
+
+
+def _draw_mixed(rng: np.random.RandomState) -> dict[str, Any]:
+    choices = MIXED["a"].choices  # type: ignore[attr-defined]
+    p: dict[str, Any] = {"a": choices[rng.randint(len(choices))], "d": "pq"[rng.randint(2)]}
+    if p["d"] == "p":  # a conditional param
+        p["b"] = int(rng.randint(1, 65))
+    if rng.uniform() < 0.7:
+        p["c"] = float(rng.uniform())
+    p["e"] = int(rng.choice([0, 2, 4, 6, 8, 10]))
+    if rng.uniform() < 0.1:
+        p["a"] = 2  # not a choice
+    return p
+
+
+def _reference_distance(p: dict[str, Any], q: dict[str, Any]) -> float:
+    """The module doc's distance, one pair at a time (values that are not choices, possible
+    when a name's distribution changed during a study, count as one and the same value)."""
+
+    def choice(d: CategoricalDistribution, v: Any) -> Any:
+        hits = [(type(c), c) for c in d.choices if c == v and type(c) is type(v)]
+        return hits[0] if hits else "not a choice"
+
+    total = 0.0
+    for name, d in MIXED.items():
+        if name not in p or name not in q:
+            total += 0.0 if name not in p and name not in q else 1.0
+        elif isinstance(d, CategoricalDistribution):
+            total += 0.0 if choice(d, p[name]) == choice(d, q[name]) else 1.0
+        else:
+            total += abs(to_unit(d, p[name]) - to_unit(d, q[name]))
+    return total
+
+
+def test_fast_encoding_gives_the_pairwise_distances_of_the_definition() -> None:
+    rng = np.random.RandomState(0)
+    rows = [_draw_mixed(rng) for _ in range(60)]
+    rows += [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": 2}, {"a": 3}, {"a": None}]
+    names = sorted(MIXED)
+    x = _encode(rows, names, MIXED)
+    got = _distance(x, x)
+    want = np.array([[_reference_distance(p, q) for q in rows] for p in rows])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    one, true, one_f = (x[0][-6 + i, names.index("a")] for i in range(3))
+    assert len({one, true, one_f}) == 3  # 1, True and 1.0 are different choices
+
+
+def test_length_scale_is_reselected_every_few_observations() -> None:
+    rng = np.random.RandomState(1)
+    rows = [_draw(rng) for _ in range(40)]
+    observed = [(p, _score(p) + (3 * rng.randn() if i < 12 else 0.0)) for i, p in enumerate(rows)]
+    candidates = [_draw(rng) for _ in range(5)]
+
+    def fresh_choice(n: int) -> float | None:
+        fresh = KernelPredictor()
+        fresh(observed[:n], candidates, SPACE)
+        return fresh.length_scale
+
+    predictor = KernelPredictor(reselect_every=5)
+    assert predictor.length_scale is None
+    stale = 0
+    for n in range(4, 41):
+        pred = predictor(observed[:n], candidates, SPACE)
+        expected = fresh_choice(4 + (n - 4) // 5 * 5)  # chosen at n = 4, 9, 14, ...
+        assert predictor.length_scale == expected
+        fixed = KernelPredictor(length_scales=[expected])(observed[:n], candidates, SPACE)
+        np.testing.assert_array_equal(pred, fixed)
+        stale += expected != fresh_choice(n)
+    assert stale > 0  # the data make the choice move, so the schedule is what is tested
+    # Fewer observations (another study) or other params: select again at once.
+    predictor(observed[:6], candidates, SPACE)
+    assert predictor.length_scale == fresh_choice(6)
+    every = KernelPredictor(reselect_every=1)
+    for n in range(4, 41):
+        every(observed[:n], candidates, SPACE)
+        assert every.length_scale == fresh_choice(n)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -56,6 +145,7 @@ def test_mixed_and_conditional_params() -> None:
         ({"length_scales": ()}, "length_scales"),
         ({"max_observed": 1}, "max_observed"),
         ({"exploration": -1.0}, "exploration"),
+        ({"reselect_every": 0}, "reselect_every"),
     ],
 )
 def test_bad_arguments_raise_one_clear_error(kwargs: dict[str, Any], match: str) -> None:
