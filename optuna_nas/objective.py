@@ -13,7 +13,9 @@ records ``user_attrs["duplicate_of"]``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Sequence
+from contextlib import contextmanager
 import math
 from typing import Any
 from typing import Literal
@@ -22,6 +24,7 @@ import optuna
 from optuna.artifacts._protocol import ArtifactStore
 import torch
 
+from optuna_nas._failures import CandidateFailed
 from optuna_nas.constraints import Constraints
 from optuna_nas.evaluation import Evaluator
 from optuna_nas.export import save_weights as upload_weights
@@ -37,6 +40,8 @@ from optuna_nas.spec import canonical_hash
 from optuna_nas.storage import copy_duplicate
 from optuna_nas.storage import find_or_claim
 
+__all__ = ["OBJECTIVES", "CandidateFailed", "NASObjective", "is_out_of_memory"]
+
 #: Objective name -> Optuna direction. Accuracy is a fraction in [0, 1].
 OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {
     "val_accuracy": "maximize",
@@ -46,15 +51,6 @@ OBJECTIVES: dict[str, Literal["maximize", "minimize"]] = {
     "zero_cost": "maximize",  # ZeroCostEvaluator's proxy score
     "predicted_accuracy": "maximize",  # PredictorEvaluator: trained during warm-up, then predicted
 }
-
-
-class CandidateFailed(RuntimeError):
-    """One candidate could not be evaluated (diverged, out of memory): its trial fails.
-
-    The reason is also stored in the trial's ``user_attrs["fail_reason"]``. It is a
-    ``RuntimeError``, so ``study.optimize(..., catch=(RuntimeError,))`` (as the studies pass)
-    fails that trial and goes on with the next.
-    """
 
 
 class NASObjective:
@@ -96,9 +92,11 @@ class NASObjective:
     :class:`~optuna_nas.pruners.ParetoPruner`); see :func:`~optuna_nas.pruners.report_and_prune`.
     The curve is also kept in ``user_attrs["val_accuracy_curve"]``.
 
-    A candidate whose training diverges (non-finite loss) or runs out of memory raises
-    :class:`CandidateFailed` with the reason (also in ``user_attrs["fail_reason"]``); with
-    ``catch=(RuntimeError,)`` the study records that trial as failed and goes on.
+    A candidate whose training diverges (non-finite loss) or runs out of memory (CUDA's
+    ``torch.OutOfMemoryError``, or the CPU allocator's "can't allocate memory" error, while
+    building, timing or evaluating it) raises :class:`CandidateFailed` with the reason (also in
+    ``user_attrs["fail_reason"]``). :func:`~optuna_nas.storage.run_study` records that trial as
+    failed and goes on; with plain ``study.optimize`` pass ``catch=(CandidateFailed,)``.
     """
 
     def __init__(
@@ -189,7 +187,8 @@ class NASObjective:
         if "latency_ms" in self.objectives:
             # Latency does not depend on the weights: measured on a fresh build before any
             # training, so it is a known cost while accuracy evolves (ParetoPruner reads it).
-            values["latency_ms"] = self._latency(build_model(spec), spec)
+            with self._out_of_memory_fails(trial, "building and timing"):
+                values["latency_ms"] = self._latency(build_model(spec), spec)
             trial.set_user_attr("latency_ms", values["latency_ms"])
         if self.constraints is not None and self.constraints.record(trial, spec):
             infeasible = tuple(values.get(o, _worst(o)) for o in self.objectives)
@@ -214,12 +213,8 @@ class NASObjective:
             return report_and_prune(trial, step, accuracy)
 
         self.evaluator.attach(trial.study)
-        try:
+        with self._out_of_memory_fails(trial, "evaluating"):
             result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
-        except torch.OutOfMemoryError as e:
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()  # leave the memory to the next candidate
-            raise self._fail(trial, f"out of memory while evaluating this candidate: {e}") from e
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         if result.metrics.get("diverged"):
@@ -250,6 +245,17 @@ class NASObjective:
         out = tuple(values[o] for o in self.objectives)
         return out[0] if single else out
 
+    @contextmanager
+    def _out_of_memory_fails(self, trial: optuna.Trial, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # leave the memory to the next candidate
+            raise self._fail(trial, f"out of memory while {doing} this candidate: {e}") from e
+
     @staticmethod
     def _fail(trial: optuna.Trial, reason: str) -> CandidateFailed:
         trial.set_user_attr("fail_reason", reason)
@@ -267,3 +273,18 @@ class NASObjective:
 def _worst(objective: str) -> Any:
     """The value a non-finite result (a diverged network) is recorded as."""
     return 0.0 if OBJECTIVES.get(objective) == "maximize" else math.inf
+
+
+# What the CPU allocator (c10's DefaultCPUAllocator) raises is a plain RuntimeError; CUDA's
+# caching allocator raises torch.OutOfMemoryError.
+_CPU_OUT_OF_MEMORY = (
+    "DefaultCPUAllocator: can't allocate memory",
+    "DefaultCPUAllocator: not enough memory",
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is torch running out of memory, on CUDA or on the CPU."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(m in str(error) for m in _CPU_OUT_OF_MEMORY)

@@ -35,6 +35,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._failures import CandidateFailed
 from optuna_nas.storage._claims import claim_board
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -70,7 +71,9 @@ def run_study(
         study: The study, opened with ``load_if_exists=True`` by every worker.
         objective: The objective, e.g. :class:`~optuna_nas.objective.NASObjective`.
         n_trials: The total number of finished trials wanted (not the number to add).
-        catch: Exceptions that fail a trial without stopping the worker (``Study.optimize``).
+        catch: Exceptions that fail a trial without stopping the worker (``Study.optimize``),
+            in addition to :class:`~optuna_nas.objective.CandidateFailed` (a diverged or
+            out-of-memory candidate), which is always caught.
         poll_interval: Seconds between checks while waiting for other workers' trials.
         max_consecutive_failures: Give up (``RuntimeError``) when this many trials of this
             worker failed in a row, instead of failing forever on a broken set-up.
@@ -106,7 +109,7 @@ def run_study(
         study.optimize(
             wrapped,
             n_trials=1,
-            catch=(*catch, _Surplus),
+            catch=(*catch, CandidateFailed, _Surplus),
             callbacks=[lambda _, t: last.append(t), *callbacks],
         )
         ran += 1
