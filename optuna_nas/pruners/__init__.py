@@ -6,6 +6,7 @@ refuses ``Trial.report`` / ``Trial.should_prune``, report through :func:`report_
 
 from optuna_nas.pruners._curves import CurveForecast
 from optuna_nas.pruners._curves import extrapolate_curve
+from optuna_nas.pruners._curves import point_forecast
 from optuna_nas.pruners._learning_curve import LearningCurvePruner
 from optuna_nas.pruners._pareto import ParetoPruner
 from optuna_nas.pruners._pareto import report_and_prune
@@ -16,6 +17,7 @@ __all__ = [
     "LearningCurvePruner",
     "ParetoPruner",
     "extrapolate_curve",
+    "point_forecast",
     "patience_pruner",
     "report_and_prune",
 ]

@@ -99,6 +99,70 @@ def _fit(g: Array, y: Array) -> tuple[Array, Array, Array]:
     return c, a, (resid**2).sum(axis=2)
 
 
+def _checked(
+    steps: Sequence[int], values: Sequence[float], final_step: int
+) -> tuple[Array, Array]:
+    x = np.asarray(steps, dtype=float) + 1.0
+    y = np.asarray(values, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"`steps` and `values` must be 1-D of one length, but got {x.shape} and {y.shape}."
+        )
+    finite = np.isfinite(y)
+    x, y = x[finite], y[finite]
+    if x.size < 3:
+        raise ValueError(f"at least 3 finite values are needed to fit a curve, but got {x.size}.")
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"`steps` must be strictly increasing, but got {list(steps)}.")
+    if final_step + 1.0 < x[-1]:
+        raise ValueError(
+            f"`final_step >= last step` must hold, but got {final_step=} and last step "
+            f"{int(x[-1] - 1)}."
+        )
+    return x, y
+
+
+def _fit_families(
+    x: Array, y: Array, xf: Array
+) -> tuple[dict[str, tuple[Array, Array, float, float]], dict[str, float]]:
+    """Each family's best grid fit (fitted curve, residuals, final prediction, residual std)
+    and the families' BIC weights."""
+    n = x.size
+    fits: dict[str, tuple[Array, Array, float, float]] = {}
+    bic: dict[str, float] = {}
+    for name, (g_fn, grid) in FAMILIES.items():
+        g = np.stack([g_fn(x, t) for t in grid])
+        gf = np.array([g_fn(xf, t)[0] for t in grid])
+        c, a, sse = _fit(g, y[None, :])
+        best = int(np.argmin(sse[:, 0]))
+        pred = float(c[best, 0] - a[best, 0] * gf[best])
+        fitted = c[best, 0] - a[best, 0] * g[best]
+        resid = y - fitted
+        resid = (resid - resid.mean()) * math.sqrt(n / max(n - 2, 1))
+        k = 2 + len(grid[0])
+        bic[name] = n * math.log(max(float(sse[best, 0]) / n, 1e-12)) + k * math.log(n)
+        fits[name] = (fitted, resid, pred, float(np.std(resid)))
+    low = min(bic.values())
+    raw = {k: math.exp(-0.5 * (v - low)) for k, v in bic.items()}
+    total = sum(raw.values())
+    return fits, {k: v / total for k, v in raw.items()}
+
+
+def point_forecast(
+    steps: Sequence[int],
+    values: Sequence[float],
+    *,
+    final_step: int,
+    bounds: tuple[float, float] | None = (0.0, 1.0),
+) -> float:
+    """The BIC-weighted mean of the families' best-fit predictions at ``final_step`` (no
+    bootstrap), clipped to ``bounds``; same arguments and errors as :func:`extrapolate_curve`."""
+    x, y = _checked(steps, values, final_step)
+    fits, weights = _fit_families(x, y, np.array([final_step + 1.0]))
+    value = sum(weights[k] * fits[k][2] for k in fits)
+    return float(np.clip(value, *bounds)) if bounds is not None else float(value)
+
+
 def extrapolate_curve(
     steps: Sequence[int],
     values: Sequence[float],
@@ -124,45 +188,12 @@ def extrapolate_curve(
         ValueError: With fewer than 3 finite points, unsorted steps or ``final_step`` before
             the last step.
     """
-    x = np.asarray(steps, dtype=float) + 1.0
-    y = np.asarray(values, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(
-            f"`steps` and `values` must be 1-D of one length, but got {x.shape} and {y.shape}."
-        )
-    finite = np.isfinite(y)
-    x, y = x[finite], y[finite]
-    if x.size < 3:
-        raise ValueError(f"at least 3 finite values are needed to fit a curve, but got {x.size}.")
-    if np.any(np.diff(x) <= 0):
-        raise ValueError(f"`steps` must be strictly increasing, but got {list(steps)}.")
-    if final_step + 1.0 < x[-1]:
-        raise ValueError(
-            f"`final_step >= last step` must hold, but got {final_step=} and last step "
-            f"{int(x[-1] - 1)}."
-        )
+    x, y = _checked(steps, values, final_step)
     if n_samples < 1:
         raise ValueError(f"`n_samples >= 1` must hold, but got {n_samples=}.")
     n = x.size
     xf = np.array([final_step + 1.0])
-    fits: dict[str, tuple[Array, Array, float, float]] = {}
-    bic: dict[str, float] = {}
-    for name, (g_fn, grid) in FAMILIES.items():
-        g = np.stack([g_fn(x, t) for t in grid])
-        gf = np.array([g_fn(xf, t)[0] for t in grid])
-        c, a, sse = _fit(g, y[None, :])
-        best = int(np.argmin(sse[:, 0]))
-        pred = float(c[best, 0] - a[best, 0] * gf[best])
-        fitted = c[best, 0] - a[best, 0] * g[best]
-        resid = y - fitted
-        resid = (resid - resid.mean()) * math.sqrt(n / max(n - 2, 1))
-        k = 2 + len(grid[0])
-        bic[name] = n * math.log(max(float(sse[best, 0]) / n, 1e-12)) + k * math.log(n)
-        fits[name] = (fitted, resid, pred, float(np.std(resid)))
-    low = min(bic.values())
-    raw = {k: math.exp(-0.5 * (v - low)) for k, v in bic.items()}
-    total = sum(raw.values())
-    weights = {k: v / total for k, v in raw.items()}
+    fits, weights = _fit_families(x, y, xf)
     names = list(FAMILIES)
     counts = rng.multinomial(n_samples, [weights[k] for k in names])
     samples: list[Array] = []

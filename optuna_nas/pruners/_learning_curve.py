@@ -12,6 +12,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_nas.pruners._curves import extrapolate_curve
+from optuna_nas.pruners._curves import point_forecast
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -39,6 +40,19 @@ class LearningCurvePruner(BasePruner):
         bounds: The range of the value (``(0, 1)`` for accuracy), or None.
         noise_floor: Minimum standard deviation of the per-step noise (see the forecast).
         seed: Seeds the bootstrap; each decision draws from ``(seed, trial number, step)``.
+        calibrate: Calibrate the forecast on the study's completed curves (see below).
+        min_calibration_trials: Completed trials with a curve at the current step needed
+            before the calibrated forecast replaces the bootstrap one.
+
+    With ``calibrate``, the uncertainty comes from the study's own completed trials instead of
+    the bootstrap, as Chandrashekaran & Lane ("Speeding up Hyper-parameter Optimization by
+    Extrapolation of Learning Curves Using Previous Builds", ECML-PKDD 2017) use earlier curves:
+    each completed trial's curve, cut at the current step, is extrapolated with the same
+    families (:func:`~optuna_nas.pruners.point_forecast`) and its error against its actual final
+    value is kept; the trial's predictive distribution is its own point forecast plus each of
+    those errors, so a systematic optimism or pessimism of the families on this kind of curve
+    is corrected and the spread is what the study has actually seen. Until
+    ``min_calibration_trials`` such errors exist, the bootstrap forecast is used.
 
     Works in single-objective studies (Optuna's ``Trial.should_prune`` contract). For a
     minimised value the curve is negated, so it must fall towards its asymptote.
@@ -55,6 +69,8 @@ class LearningCurvePruner(BasePruner):
         bounds: tuple[float, float] | None = (0.0, 1.0),
         noise_floor: float = 0.005,
         seed: int = 0,
+        calibrate: bool = False,
+        min_calibration_trials: int = 5,
     ) -> None:
         if final_step is not None and (
             isinstance(final_step, bool) or not isinstance(final_step, int) or final_step < 0
@@ -64,6 +80,7 @@ class LearningCurvePruner(BasePruner):
             ("k", k, 1),
             ("n_warmup_steps", n_warmup_steps, 0),
             ("n_samples", n_samples, 1),
+            ("min_calibration_trials", min_calibration_trials, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(
@@ -85,6 +102,9 @@ class LearningCurvePruner(BasePruner):
         self._bounds = bounds
         self._noise_floor = noise_floor
         self._seed = seed
+        self._calibrate = bool(calibrate)
+        self._min_calibration = min_calibration_trials
+        self._errors: dict[tuple[int, int, int], float | None] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -110,6 +130,12 @@ class LearningCurvePruner(BasePruner):
         bounds = self._bounds
         if bounds is not None and sign < 0:
             bounds = (-bounds[1], -bounds[0])
+        if self._calibrate:
+            errors = self._calibration_errors(completed, step, final_step, sign, bounds)
+            if len(errors) >= self._min_calibration:
+                mean = point_forecast(steps, values, final_step=final_step, bounds=bounds)
+                chance = float(np.mean(mean + np.array(errors) > reference))
+                return chance < self._threshold
         rng = np.random.default_rng([self._seed, trial.number, step])
         forecast = extrapolate_curve(
             steps,
@@ -121,3 +147,33 @@ class LearningCurvePruner(BasePruner):
             rng=rng,
         )
         return forecast.probability_above(reference) < self._threshold
+
+    def _calibration_errors(
+        self,
+        completed: list[FrozenTrial],
+        step: int,
+        final_step: int,
+        sign: float,
+        bounds: tuple[float, float] | None,
+    ) -> list[float]:
+        """Final value minus the point forecast from the curve up to ``step``, per completed
+        trial (cached: a completed trial never changes)."""
+        errors = []
+        for t in completed:
+            key = (t._trial_id, step, final_step)
+            if key not in self._errors:
+                self._errors[key] = None
+                prefix = sorted(s for s in t.intermediate_values if s <= step)
+                values = [sign * t.intermediate_values[s] for s in prefix]
+                if (
+                    t.value is not None
+                    and math.isfinite(t.value)
+                    and len(prefix) >= 3
+                    and all(math.isfinite(v) for v in values)
+                ):
+                    forecast = point_forecast(prefix, values, final_step=final_step, bounds=bounds)
+                    self._errors[key] = sign * t.value - forecast
+            error = self._errors[key]
+            if error is not None:
+                errors.append(error)
+        return errors

@@ -18,6 +18,7 @@ from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.pruners import LearningCurvePruner
 from optuna_nas.pruners import extrapolate_curve
+from optuna_nas.pruners import point_forecast
 from optuna_nas.spaces import ChainSpace
 
 
@@ -64,6 +65,46 @@ def test_compares_with_the_kth_best_and_waits_for_warmup_and_k_trials() -> None:
     assert not decide(study_with([0.95], LearningCurvePruner(final_step=20, k=2)), bad)
 
 
+def test_point_forecast_follows_a_saturating_curve() -> None:
+    curve = saturating(0.9, 0.5, 20)
+    forecast = point_forecast(list(range(1, 9)), curve[:8], final_step=20)
+    assert abs(forecast - curve[-1]) < 0.02
+    assert forecast == point_forecast(list(range(1, 9)), curve[:8], final_step=20)
+
+
+def late_jump(final: float, steps: int, jump: float) -> list[float]:
+    """A curve that saturates early and then jumps by ``jump`` at its last step (e.g. a
+    learning-rate drop): extrapolating its first steps underestimates its end by ~``jump``."""
+    curve = saturating(final - jump, 0.8, steps)
+    return [*curve[:-1], curve[-1] + jump]
+
+
+def test_calibration_learns_how_the_studys_curves_end() -> None:
+    """Completed curves end 0.1 above where their first steps point: a calibrated pruner keeps a
+    trial whose forecast is 0.06 short of the best (it will likely jump too); the bootstrap
+    forecast, which cannot know, prunes it."""
+    epochs = 12
+
+    def study(pruner: LearningCurvePruner) -> optuna.Study:
+        s = optuna.create_study(direction="maximize", pruner=pruner)
+        for final in (0.80, 0.82, 0.84, 0.86, 0.88, 0.90):
+            curve = late_jump(final, epochs, 0.1)
+            s.add_trial(
+                optuna.trial.create_trial(
+                    value=curve[-1], intermediate_values=dict(enumerate(curve, start=1))
+                )
+            )
+        return s
+
+    partial = late_jump(0.90 - 0.06 + 0.1, epochs, 0.1)[:6]  # heads for 0.74, then jumps
+    calibrated = LearningCurvePruner(final_step=epochs, calibrate=True)
+    assert not decide(study(calibrated), partial)
+    assert decide(study(LearningCurvePruner(final_step=epochs)), partial)
+    # Without enough completed curves to calibrate on, the bootstrap forecast decides.
+    few = LearningCurvePruner(final_step=epochs, calibrate=True, min_calibration_trials=7)
+    assert decide(study(few), partial)
+
+
 def test_minimised_curves_are_negated() -> None:
     pruner = LearningCurvePruner(final_step=20, bounds=None)
     study = optuna.create_study(direction="minimize", pruner=pruner)
@@ -96,6 +137,7 @@ def test_forecast_intervals_cover_the_truth_of_noisy_curves() -> None:
         ({"final_step": -1}, "final_step"),
         ({"bounds": (1.0, 0.0)}, "bounds"),
         ({"n_warmup_steps": -1}, "n_warmup_steps"),
+        ({"min_calibration_trials": 0}, "min_calibration_trials"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs: dict[str, object], match: str) -> None:
