@@ -415,15 +415,11 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def update_results_md(text: str) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    content = path.read_text()
-    if SECTION in content:
-        start = content.index(SECTION)
-        nxt = content.find("\n## ", start + len(SECTION))
-        content = content[:start] + text + (content[nxt + 1 :] if nxt != -1 else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + text
-    path.write_text(content.rstrip("\n") + "\n")
+    if str(ROOT / "benchmarks") not in sys.path:  # also when loaded from its file path
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _results import write_section
+
+    write_section(ROOT / "benchmarks" / "RESULTS.md", text)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any
 
+from _results import write_section
 import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
@@ -75,9 +76,12 @@ MO_SAMPLERS: dict[str, SamplerFactory] = {
     "random": SAMPLERS["random"],
     "tpe_nas": SAMPLERS["tpe_nas"],
     "nsga2": SAMPLERS["nsga2"],
+    "gp": SAMPLERS["gp"],
     "evolution": SAMPLERS["evolution"],
+    "evolution_predictor": SAMPLERS["evolution_predictor"],
     "reinforce": lambda s: ReinforceSampler(reference_point=MO_REFERENCE, seed=s),
     "progressive": SAMPLERS["progressive"],
+    "progressive_predictor": SAMPLERS["progressive_predictor"],
 }
 
 _TABLE: dict[str, tuple[float, float, float]] = {}
@@ -275,7 +279,9 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|",
         ]
         lines += [
-            f"| {k} | {v['mean']:.3f} ± {v['std']:.3f} |" for k, v in result["multi"].items()
+            f"| {k} | {result['multi'][k]['mean']:.3f} ± {result['multi'][k]['std']:.3f} |"
+            for k in MO_SAMPLERS
+            if k in result["multi"]
         ]
         lines.append("")
     lines += ["Targets (paired on the same seeds):", ""]
@@ -287,18 +293,6 @@ def markdown(result: dict[str, Any]) -> str:
         )
         lines.append(f"- {'MET' if v['met'] else 'NOT MET'}: {k} ({detail})")
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    head = section.splitlines()[0]
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(seeds)
     ]
     mo_budget = 20 if args.smoke else args.mo_budget
-    if not args.no_multi:
-        jobs += [(n, s, mo_budget, True, str(args.csv)) for n in MO_SAMPLERS for s in range(seeds)]
+    mo_names = [] if args.no_multi else [n for n in MO_SAMPLERS if n in args.samplers]
+    jobs += [(n, s, mo_budget, True, str(args.csv)) for n in mo_names for s in range(seeds)]
     jobs.sort(key=lambda j: -j[2] * (300 if j[0] == "gp" else 1))  # long jobs first
     start = time.perf_counter()
     with Pool(args.processes) as pool:
@@ -350,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     single = summarise([r for r in runs if "anytime_test" in r], budgets)
     single = {n: single[n] for n in args.samplers}
     multi = {}
-    for n in [] if args.no_multi else MO_SAMPLERS:
+    for n in mo_names:
         hv = np.array([r["hv"] for r in runs if "hv" in r and r["name"] == n])
         multi[n] = {"mean": float(hv.mean()), "std": float(hv.std()), "per_seed": hv.tolist()}
     result = {
@@ -375,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and previous.exists():
         old = json.loads(previous.read_text())
         result["single"] = {**old["single"], **single}
-        result["multi"] = multi or old["multi"]
+        result["multi"] = {**old["multi"], **multi}
         result["wall_seconds"] += old["wall_seconds"]
         result["command"] = old["command"] + " ; " + result["command"]
         result["budgets"] = sorted(set(old["budgets"]) | set(result["budgets"]))
@@ -386,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "nb201.json").write_text(json.dumps(result, indent=1))
         plot(result["single"], args.out / "nb201_anytime.png")
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section)
+        write_section(args.out.parent / "RESULTS.md", section)
     return 0
 
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / "benchmarks" / "results" / "sampler_overhead.json").write_text(
             json.dumps(result, indent=1)
         )
-        from nb201 import write_section
+        from _results import write_section
 
         write_section(ROOT / "benchmarks" / "RESULTS.md", section)
     return 0
