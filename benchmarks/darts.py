@@ -1,21 +1,25 @@
 """DARTS sampler: does alpha find the op a task needs, and does its architecture beat random ones?
 
-Two measurements, everything seeded, one torch thread:
+Two measurements, everything seeded, one torch thread per process:
 
-1. **Synthetic task** (``dot_pairs``): 12x12 images with two bright dots 4 px apart, class =
-   horizontal or vertical pair. Every dot is 2+ px from the border, so only the relation of
-   the two dots carries the class; of the NAS-Bench-201 ops on the single cell edge (after the
-   space's linear 3x3 stem), only ``nor_conv_3x3`` gives two nonlinear 3x3 layers spanning
-   both dots. Each op alone is trained (equal training) to show that, then DARTS searches the
-   edge from several seeds; we report alpha's ranking and the margin of the first op.
+1. **Synthetic task** (``dot_pair_data``, see its docstring): 12x12 images with three pairs of
+   +-1 dots 4 px apart, all horizontal (class 0) or all vertical (class 1), on a network with
+   a linear 3x3 stem and one searched cell edge. Each op alone is trained (equal training) to
+   show that only ``nor_conv_3x3`` solves it; then DARTS searches the edge from several seeds
+   and we count the seeds whose alpha ranks ``nor_conv_3x3`` first, with the margin and the
+   supernet's final training loss (a supernet that learned nothing leaves alpha to noise).
 2. **Digits** (the bundled real data): a small NAS-Bench-201-style cell space (4 nodes, 6
    edges, 2 stages of 1 cell, 8 channels). DARTS (``DartsSampler.search``, default config
    but 12 epochs) from several search seeds gives its argmax architecture; it and random
    architectures (uniform over the ops, Optuna's RandomSampler) are trained the same way
-   (``FullTraining``, 6 epochs, SGD cosine) and compared on validation accuracy; the DARTS
-   architectures are trained with 3 seeds each, the random ones with one seed each.
+   (``FullTraining``, 6 epochs, SGD cosine) with the same 3 training seeds each and compared
+   on mean validation accuracy; the training noise (spread over training seeds) and a
+   bootstrap interval of the random median are reported with it.
 
-Run ``python benchmarks/darts.py`` (a few minutes on 2 cores) to write
+The synthetic search settings (``SYNTHETIC_SEARCH``) were chosen on search seeds 100-104,
+which are not among the reported seeds (see ``benchmarks/RESULTS.md``).
+
+Run ``python benchmarks/darts.py --jobs 2`` (about 20 minutes on 2 busy cores) to write
 ``benchmarks/results/darts.json`` and the "DARTS sampler" section of ``benchmarks/RESULTS.md``;
 ``--smoke`` runs a tiny version in seconds and writes nothing.
 """
@@ -23,11 +27,13 @@ Run ``python benchmarks/darts.py`` (a few minutes on 2 cores) to write
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 import json
 from pathlib import Path
 import platform
-import statistics
 import sys
 import time
 from typing import Any
@@ -48,9 +54,26 @@ from optuna_nas.samplers._darts import DartsSampler  # noqa: E402
 from optuna_nas.samplers._darts import DartsSearchConfig  # noqa: E402
 from optuna_nas.samplers._darts import export_choices  # noqa: E402
 from optuna_nas.spaces import CellSpace  # noqa: E402
+from tests.samplers_darts._helpers import SYNTHETIC_SEARCH  # noqa: E402
 from tests.samplers_darts._helpers import dot_pair_data  # noqa: E402
+from tests.samplers_darts._helpers import dot_pair_space  # noqa: E402
 
 SECTION = "## DARTS sampler"
+SYNTHETIC_VARIANTS = [
+    ("chosen settings", SYNTHETIC_SEARCH, range(8)),
+    (
+        "chosen settings without the DARTS- auxiliary skip",
+        replace(SYNTHETIC_SEARCH, aux_skip=0.0),
+        range(5),
+    ),
+    (
+        "the previous benchmark's settings (short search)",
+        DartsSearchConfig(epochs=10, warmup_epochs=2),
+        range(5),
+    ),
+]
+NEEDED = "nor_conv_3x3"
+TRAINING_SEEDS = (0, 1, 2)
 
 
 def _head(data: DataSplits, n: int | None) -> DataSplits:
@@ -64,155 +87,331 @@ def _head(data: DataSplits, n: int | None) -> DataSplits:
     return replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))
 
 
-def synthetic(
-    search_seeds: list[int], epochs: int, train_epochs: int, n: int | None = None
-) -> dict[str, Any]:
-    data = _head(dot_pair_data(seed=0), n)
-    space = CellSpace(
-        input_shape=data.input_shape,
-        num_outputs=2,
-        init_channels=8,
-        num_stages=1,
-        cells_per_stage=1,
-        num_nodes=2,
-    )
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _history(study: optuna.Study) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return attrs["darts:history"], attrs["darts:result"]
+
+
+# --------------------------------------------------------------------------- synthetic
+
+
+def _dot_pairs(n: int | None) -> DataSplits:
+    return dot_pair_data(seed=0) if n is None else dot_pair_data(seed=0, n_train=n, n_val=n)
+
+
+def _synthetic_alone(op: str, train_epochs: int, n: int | None) -> float:
+    data = _dot_pairs(n)
+    space = dot_pair_space()
     evaluator = FullTraining(data, training=TrainingConfig(epochs=train_epochs))
-    alone = {
-        op: evaluator.evaluate(space.decode({"cell/edge_1_0/op": op}), report=None, seed=0).values[
-            "val_accuracy"
-        ]
-        for op in space.ops
+    spec = space.decode({"cell/edge_1_0/op": op})
+    return float(evaluator.evaluate(spec, report=None, seed=0).values["val_accuracy"])
+
+
+def _synthetic_search(seed: int, config: DartsSearchConfig, n: int | None) -> dict[str, Any]:
+    data = _dot_pairs(n)
+    space = dot_pair_space()
+    sampler = DartsSampler(space=space, data=data, search_config=config, seed=seed)
+    start = time.perf_counter()
+    study = optuna.create_study()
+    alpha = sampler.search(study)["cell/edge_1_0/op"]
+    seconds = time.perf_counter() - start
+    history, result = _history(study)
+    ranked = sorted(zip(alpha, space.ops, strict=True), reverse=True)
+    return {
+        "seed": seed,
+        "alpha": dict(zip(space.ops, alpha, strict=True)),
+        "first": ranked[0][1],
+        "margin": ranked[0][0] - ranked[1][0],
+        "needed_op_first": ranked[0][1] == NEEDED,
+        "train_loss_per_epoch": [h["train_loss"] for h in history],
+        "final_train_loss": history[-1]["train_loss"],
+        "final_val_loss": history[-1]["val_loss"],
+        "search_epochs": result["epochs"],
+        "search_seconds": seconds,
     }
-    runs = []
-    for seed in search_seeds:
-        config = DartsSearchConfig(epochs=epochs, warmup_epochs=max(1, epochs // 5))
-        sampler = DartsSampler(space=space, data=data, search_config=config, seed=seed)
-        start = time.perf_counter()
-        alpha = sampler.search(optuna.create_study())["cell/edge_1_0/op"]
-        ranked = sorted(zip(alpha, space.ops, strict=True), reverse=True)
-        runs.append(
+
+
+def synthetic(
+    pool: Callable[..., list[Any]],
+    variants: Sequence[tuple[str, DartsSearchConfig, Sequence[int]]],
+    train_epochs: int,
+    n: int | None = None,
+) -> dict[str, Any]:
+    """Each op alone, then DARTS under each ``(name, config, search seeds)`` variant."""
+    ops = dot_pair_space().ops
+    alone = pool(_synthetic_alone, [(op, train_epochs, n) for op in ops])
+    jobs = [(s, config, n) for _, config, seeds in variants for s in seeds]
+    runs = iter(pool(_synthetic_search, jobs))
+    out = []
+    for name, config, seeds in variants:
+        searches = [next(runs) for _ in seeds]
+        out.append(
             {
-                "seed": seed,
-                "alpha": dict(zip(space.ops, alpha, strict=True)),
-                "first": ranked[0][1],
-                "margin": ranked[0][0] - ranked[1][0],
-                "search_seconds": time.perf_counter() - start,
+                "name": name,
+                "search_config": config.to_dict(),
+                "searches": searches,
+                "needed_op_first": sum(r["needed_op_first"] for r in searches),
             }
         )
-    return {"val_accuracy_of_each_op_alone": alone, "searches": runs}
+    return {
+        "task": "dot_pair_data(seed=0): 2000 train / 300 val, 12x12, 3 pairs, gap 4, +-1 dots",
+        "val_accuracy_of_each_op_alone": dict(zip(ops, alone, strict=True)),
+        "train_epochs_alone": train_epochs,
+        "variants": out,
+    }
 
 
-def digits(
-    search_seeds: list[int], epochs: int, n_random: int, train_epochs: int, n: int | None = None
-) -> dict[str, Any]:
-    data = _head(load_digits(seed=0), n)
-    space = CellSpace(
+# --------------------------------------------------------------------------- digits
+
+
+def _digits_space(data: DataSplits) -> CellSpace:
+    return CellSpace(
         input_shape=data.input_shape,
         num_outputs=10,
         init_channels=8,
         num_stages=2,
         cells_per_stage=1,
     )
+
+
+def _digits_train(params: dict[str, Any], seed: int, train_epochs: int, n: int | None) -> float:
+    data = _head(load_digits(seed=0), n)
+    spec = _digits_space(data).decode(params)
     evaluator = FullTraining(data, training=TrainingConfig(epochs=train_epochs))
+    return float(evaluator.evaluate(spec, report=None, seed=seed).values["val_accuracy"])
 
-    def accuracy(params: dict[str, Any], seed: int) -> float:
-        spec = space.decode(params)
-        return float(evaluator.evaluate(spec, report=None, seed=seed).values["val_accuracy"])
 
+def _digits_search(seed: int, epochs: int, n: int | None) -> dict[str, Any]:
+    data = _head(load_digits(seed=0), n)
+    space = _digits_space(data)
+    sampler = DartsSampler(
+        space=space, data=data, search_config=DartsSearchConfig(epochs=epochs), seed=seed
+    )
+    start = time.perf_counter()
+    study = optuna.create_study()
+    alpha = sampler.search(study)
+    seconds = time.perf_counter() - start
+    history, result = _history(study)
+    return {
+        "seed": seed,
+        "architecture": export_choices(sampler.plan, alpha),
+        "search_seconds": seconds,
+        "search_epochs": result["epochs"],
+        "stopped_early": result["stopped_early"],
+        "final_train_loss": history[-1]["train_loss"],
+    }
+
+
+def _bootstrap_median(values: Sequence[float], n: int = 2000) -> tuple[float, float]:
+    """5th and 95th percentile of the median over ``n`` bootstrap resamples (seed 0)."""
+    rng = np.random.default_rng(0)
+    arr = np.asarray(values)
+    medians = np.median(rng.choice(arr, size=(n, len(arr)), replace=True), axis=1)
+    return float(np.percentile(medians, 5)), float(np.percentile(medians, 95))
+
+
+def digits(
+    pool: Callable[..., list[Any]],
+    search_seeds: Sequence[int],
+    epochs: int,
+    n_random: int,
+    train_epochs: int,
+    n: int | None = None,
+) -> dict[str, Any]:
+    space = _digits_space(_head(load_digits(seed=0), n))
     random_study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    random_rows = []
-    for i in range(n_random):
+    random_params = []
+    for _ in range(n_random):
         trial = random_study.ask()
         space.suggest(trial)
-        acc = accuracy(trial.params, seed=i)
-        random_study.tell(trial, acc)
-        random_rows.append({"params": trial.params, "val_accuracy": acc})
-    random_accs = [r["val_accuracy"] for r in random_rows]
-    median = statistics.median(random_accs)
+        random_params.append(trial.params)
+        random_study.tell(trial, 0.0)
+    searches = pool(_digits_search, [(s, epochs, n) for s in search_seeds])
+    archs = random_params + [s["architecture"] for s in searches]
+    jobs = [(p, t, train_epochs, n) for p in archs for t in TRAINING_SEEDS]
+    accs = np.asarray(pool(_digits_train, jobs)).reshape(len(archs), len(TRAINING_SEEDS))
+    random_accs, darts_accs = accs[:n_random], accs[n_random:]
+    random_means = random_accs.mean(axis=1)
+    median = float(np.median(random_means))
+    low, high = _bootstrap_median(random_means)
     darts_rows = []
-    for seed in search_seeds:
-        config = DartsSearchConfig(epochs=epochs)
-        sampler = DartsSampler(space=space, data=data, search_config=config, seed=seed)
-        start = time.perf_counter()
-        study = optuna.create_study()
-        alpha = sampler.search(study)
-        seconds = time.perf_counter() - start
-        choices = export_choices(sampler.plan, alpha)
-        accs = [accuracy(choices, seed=s) for s in range(3)]
-        mean = statistics.mean(accs)
+    for s, row in zip(searches, darts_accs, strict=True):
+        mean = float(row.mean())
         darts_rows.append(
             {
-                "seed": seed,
-                "architecture": choices,
-                "val_accuracy_per_training_seed": accs,
+                **s,
+                "val_accuracy_per_training_seed": row.tolist(),
                 "val_accuracy": mean,
-                "percentile_among_random": float(np.mean([a <= mean for a in random_accs])),
+                "percentile_among_random": float(np.mean(random_means <= mean)),
                 "at_least_random_median": mean >= median,
-                "search_seconds": seconds,
-                "search_epochs": study._storage.get_study_system_attrs(study._study_id)[
-                    "darts:result"
-                ]["epochs"],
             }
         )
     return {
+        "training_seeds": list(TRAINING_SEEDS),
+        "train_epochs": train_epochs,
+        "search_epochs": epochs,
         "random": {
             "n": n_random,
+            "params": random_params,
+            "val_accuracy_per_training_seed": random_accs.tolist(),
+            "val_accuracy": random_means.tolist(),
             "median_val_accuracy": median,
-            "mean_val_accuracy": statistics.mean(random_accs),
-            "val_accuracies": random_accs,
+            "median_bootstrap_90": [low, high],
+            "mean_val_accuracy": float(random_means.mean()),
+            "training_seed_std": float(np.mean(accs.std(axis=1, ddof=1))),
+            "one_val_image": 1.0 / len(load_digits(seed=0).val),
         },
         "darts": darts_rows,
+        "at_least_random_median": sum(r["at_least_random_median"] for r in darts_rows),
     }
+
+
+# --------------------------------------------------------------------------- report
 
 
 def _table(result: dict[str, Any]) -> str:
     syn = result["synthetic"]
     dig = result["digits"]
+    alone = syn["val_accuracy_of_each_op_alone"]
     lines = [
         SECTION,
         "",
-        "`python benchmarks/darts.py` → `benchmarks/results/darts.json` "
-        f"({result['wall_seconds']:.0f} s wall; the 2-core VM was shared with other engineers' "
-        "jobs, so the seconds are loose; accuracies are seeded and do not depend on load).",
+        f"`{result['command']}` → `benchmarks/results/darts.json` "
+        f"({result['wall_seconds'] / 60:.0f} min wall with {result['jobs']} worker processes "
+        "of one torch thread; the 2-core VM was shared with other engineers' jobs, so the "
+        "seconds are loose; accuracies are seeded and do not depend on load).",
         "",
-        "**Synthetic task** (dot pairs 4 px apart, orientation = class; one cell edge). Each op "
-        "alone, trained equally (validation accuracy):",
+        f"**Synthetic task** (`dot_pair_data`: 12x12, three pairs of ±1 dots 4 px apart, all "
+        "horizontal = class 0 or all vertical = class 1; linear 3x3 stem, one searched edge). "
+        f"Each op alone, trained equally ({syn['train_epochs_alone']} epochs, validation "
+        "accuracy):",
         "",
-        "| " + " | ".join(syn["val_accuracy_of_each_op_alone"]) + " |",
-        "|" + "---|" * len(syn["val_accuracy_of_each_op_alone"]),
-        "| "
-        + " | ".join(f"{v:.3f}" for v in syn["val_accuracy_of_each_op_alone"].values())
-        + " |",
-        "",
-        "DARTS alpha on the edge after the search (default config: softmax relaxation, "
-        "first-order, DARTS- auxiliary skip; 10 epochs of which 2 warm-up):",
-        "",
-        "| search seed | first op | margin to second "
-        "| alpha (none, skip, conv1x1, conv3x3, pool) |",
-        "|---|---|---|---|",
+        "| " + " | ".join(alone) + " |",
+        "|" + "---|" * len(alone),
+        "| " + " | ".join(f"{v:.3f}" for v in alone.values()) + " |",
     ]
-    for r in syn["searches"]:
-        alpha = ", ".join(f"{v:+.2f}" for v in r["alpha"].values())
-        lines.append(f"| {r['seed']} | {r['first']} | {r['margin']:.2f} | {alpha} |")
+    for v in syn["variants"]:
+        cfg = v["search_config"]
+        warm = cfg["warmup_epochs"]
+        lines += [
+            "",
+            f"DARTS on the edge, **{v['name']}**: **{v['needed_op_first']} of "
+            f"{len(v['searches'])} search seeds rank {NEEDED} first**. Softmax, first-order, "
+            f"{cfg['epochs']} epochs of which {warm} warm-up, weight lr {cfg['weight_lr']}, "
+            f"arch lr {cfg['arch_lr']}, DARTS- auxiliary skip {cfg['aux_skip']} (decaying to "
+            f"0), DARTS+ stop at {cfg['max_skip_edges']} skip edges.",
+            "",
+            "| search seed | first op | margin to second | alpha (none, skip, conv1x1, "
+            "conv3x3, pool) | supernet train loss: end of warm-up → end | s |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in v["searches"]:
+            alpha = ", ".join(f"{a:+.2f}" for a in r["alpha"].values())
+            losses = r["train_loss_per_epoch"]
+            lines.append(
+                f"| {r['seed']} | {r['first']} | {r['margin']:.2f} | {alpha} | "
+                f"{losses[warm - 1]:.3f} → {losses[-1]:.3f} | {r['search_seconds']:.0f} |"
+            )
     rnd = dig["random"]
+    low, high = rnd["median_bootstrap_90"]
     lines += [
         "",
-        f"**Digits** (cell space, 6 edges): {rnd['n']} random architectures, one training "
-        f"each: median validation accuracy {rnd['median_val_accuracy']:.4f}, mean "
-        f"{rnd['mean_val_accuracy']:.4f}. DARTS argmax architectures (mean of 3 trainings):",
+        f"**Digits** (cell space, 6 edges, 8 channels, 2 stages): every architecture trained "
+        f"{len(dig['training_seeds'])} times (training seeds {dig['training_seeds']}, "
+        f"{dig['train_epochs']} epochs), scored by its mean validation accuracy. "
+        f"{rnd['n']} random architectures: median {rnd['median_val_accuracy']:.4f} "
+        f"(bootstrap 90% interval of the median {low:.4f}-{high:.4f}), mean "
+        f"{rnd['mean_val_accuracy']:.4f}; training noise: std over training seeds of one "
+        f"architecture {rnd['training_seed_std']:.4f} on average (one validation image = "
+        f"{rnd['one_val_image']:.4f}). **{dig['at_least_random_median']} of "
+        f"{len(dig['darts'])} DARTS search seeds reach the random median** (criterion b); "
+        f"default search config, {dig['search_epochs']} epochs:",
         "",
-        "| search seed | val accuracy | ≥ random median | percentile among random | "
-        "search epochs | search s | architecture |",
-        "|---|---|---|---|---|---|---|",
+        "| search seed | val accuracy (mean of 3) | per training seed | ≥ random median | "
+        "percentile among random | search epochs | s | architecture |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in dig["darts"]:
         arch = " ".join(f"{k.split('/')[1][5:]}:{v}" for k, v in r["architecture"].items())
+        per = ", ".join(f"{a:.4f}" for a in r["val_accuracy_per_training_seed"])
         lines.append(
-            f"| {r['seed']} | {r['val_accuracy']:.4f} | {r['at_least_random_median']} | "
-            f"{r['percentile_among_random']:.2f} | {r['search_epochs']} | "
-            f"{r['search_seconds']:.0f} | {arch} |"
+            f"| {r['seed']} | {r['val_accuracy']:.4f} | {per} | "
+            f"{r['at_least_random_median']} | {r['percentile_among_random']:.2f} | "
+            f"{r['search_epochs']} | {r['search_seconds']:.0f} | {arch} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", NOTES])
+
+
+NOTES = """\
+Notes (read these with the tables):
+
+- Why the previous version of this benchmark found `avg_pool_3x3` on search seed 1 (margin
+  0.66): its supernet never learned the task. The training loss stayed at 0.692-0.693 (ln 2,
+  chance) in every epoch of seeds 0, 1 and 2, and was still 0.684-0.690 after 40 epochs of
+  which 20 warm-up (seeds 1 and 100). Alpha then follows noise: Adam's normalised steps (arch
+  lr 0.01, 80 steps) turn any small consistent gradient into ±0.6. Pooling's alpha was -0.33,
+  +0.61, -0.18 on seeds 0-2, so it had no systematic advantage (its `BatchNorm2d(affine=False)`
+  gives it the same unit scale per channel as the convolutions' frozen batch norm, as in
+  DARTS), and seeds 0 and 2 ranked `nor_conv_3x3` first by the same chance. Two causes: too few
+  weight steps (10 epochs x 10 batches at weight lr 0.025 with every op weighted 1/5, where
+  DARTS trains ~20,000 steps; even on a first version of the new task, with alpha forced onto
+  `nor_conv_3x3` and no auxiliary skip, 10 epochs of 32 batches at that lr only reached loss
+  0.64), and the DARTS- auxiliary skip, which adds the stem's output with weight 1 → 0 to the
+  only edge and swamps the mixed op until it has decayed (on a first version of the new task,
+  weights only, uniform alpha, weight lr 0.1: loss still 0.69 after 15 epochs with it, falling
+  from about epoch 8 and 0.51 after 15 without it).
+- The previous task did not strictly need `nor_conv_3x3`: stem then `avg_pool_3x3` is a linear
+  5x5 filter, and the classifier's BN-ReLU after it makes a pair detector for same-sign dots
+  (stem filter rows (1, -1, 1), (0, 0, 0), (0, 0, 0) convolved with the 3x3 box give taps
+  1, 0, 1, 0, 1 on three rows: a horizontal pair scores 2, a single dot or a vertical pair at
+  most 1). With 3 same-sign pairs and 2000 images, pooling alone reached 0.75 after 10 epochs
+  (`nor_conv_3x3` 1.0, the others ≤ 0.50). The task was rebuilt: dots are +1 or -1 at random
+  (a linear filter's response `s1*a + s2*b` then cancels or flips with the signs), dots of
+  different pairs are 3+ px apart (no 3x3 window holds two dots, so `skip_connect` and
+  `nor_conv_1x1`, which see 3x3 windows through a global average pool, are at chance whatever
+  their weights), three pairs per image and 2000 training images so that the task can be
+  learned in a short search. Pooling is not at chance: trained alone it reaches 0.70 (a linear
+  5x5 filter followed by several ReLU units can cover some sign patterns, and its 5x5 view also
+  sees dots of other pairs 3-4 px away, whose offsets follow the class's orientation). Only
+  `nor_conv_3x3` solves the task (1.00), so pooling is a real but weaker competitor that alpha
+  must rank below it, and `none`, `skip_connect` and `nor_conv_1x1` are at 0.50 as built.
+- Settings chosen on search seeds 100-104, which are not reported above: weight lr 0.1 (at
+  0.025 the supernet's training loss on the first version of the new task was still ln 2 after
+  30 epochs, seed 100: a training-loss criterion, not alpha), 30 epochs, 10 warm-up (PC-DARTS's
+  third); everything else is the default config. On those seeds `nor_conv_3x3` came first 5 of
+  5 times (margins 0.82, 0.95, 0.88, 0.97, 1.07). Without the auxiliary skip it came first on
+  seeds 100 and 101 but not on 102 (`skip_connect` +0.44 vs +0.38): the supernet had already
+  fitted the task during the warm-up (loss 0.02), so alpha followed the tiny gradients of a
+  fitted network. With the auxiliary skip the supernet learns while alpha learns, and alpha
+  follows that signal; so the default (auxiliary skip on) was kept. The two other variants
+  above are run on the reported seeds for comparison only.
+- Digits: the algorithm and its settings are unchanged (default config, 12 epochs, as
+  before); nothing was tuned on digits. What changed is the measurement: 5 search seeds, and
+  every architecture, random or DARTS, trained with the same 3 training seeds, so the random
+  median is a median of 3-training means and its noise is stated.
+- Criterion (a) holds on 8 of 8 reported seeds (and 5 of 5 tuning seeds); the supernet
+  learned the task on every one (final training loss 0.02-0.04). The smallest margin is seed
+  2's (0.44, over `skip_connect`). `skip_connect` comes second on 6 of 8 seeds, probably
+  because the mixed op's own skip takes over what the decaying auxiliary skip carried (not
+  tested further). The two comparison
+  variants show the causes above on the reported seeds: without the auxiliary skip 3 of 5
+  (the supernet has fitted the task before alpha starts), with the previous short search
+  3 of 5 (training loss still 0.685-0.691: alpha is noise, right or wrong by chance).
+- Criterion (b): 5 of 5 seeds reach the random median, but seeds 3 (0.9629) and 4 (0.9638)
+  exceed it (0.9624) by 0.0005 and 0.0014, less than one validation image (0.0028), well
+  inside the training noise (0.0062) and the median's bootstrap interval: they are ties with
+  the median, not wins. Seeds 0-2 beat 81-100% of the random architectures. The previous run
+  (one training per random architecture) put the median at 0.9638 and seed 3 at 0.9619; code
+  underneath the benchmark has changed since (the training path, commit 7416cfa), and the
+  same architecture and training seed now score up to one validation image differently (seed
+  1's search also exports a different cell now); which change moved which number was not
+  traced.
+"""
 
 
 def _write_section(path: Path, section: str) -> None:
@@ -226,21 +425,50 @@ def _write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
+def _starmap(jobs: int) -> tuple[Callable[..., list[Any]], ProcessPoolExecutor | None]:
+    if jobs == 1:
+        return (lambda fn, args: [fn(*a) for a in args]), None
+    executor = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker)
+
+    def pool(fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+        return list(executor.map(fn, *zip(*args, strict=True)))
+
+    return pool, executor
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny run; writes nothing")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (1 thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite the RESULTS.md section from an existing OUT/darts.json",
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.render:
+        saved: dict[str, Any] = json.loads((args.out / "darts.json").read_text())
+        _write_section(ROOT / "benchmarks" / "RESULTS.md", _table(saved))
+        return saved
+    _init_worker()
     start = time.perf_counter()
-    if args.smoke:
-        syn = synthetic([0], epochs=2, train_epochs=1, n=64)
-        dig = digits([0], epochs=2, n_random=2, train_epochs=1, n=64)
-    else:
-        syn = synthetic([0, 1, 2], epochs=10, train_epochs=8)
-        dig = digits([0, 1, 2, 3, 4], epochs=12, n_random=16, train_epochs=6)
+    pool, executor = _starmap(args.jobs)
+    try:
+        if args.smoke:
+            config = replace(SYNTHETIC_SEARCH, epochs=2, warmup_epochs=1)
+            syn = synthetic(pool, [("smoke", config, [0])], train_epochs=1, n=64)
+            dig = digits(pool, [0], epochs=2, n_random=2, train_epochs=1, n=64)
+        else:
+            syn = synthetic(pool, SYNTHETIC_VARIANTS, train_epochs=10)
+            dig = digits(pool, [0, 1, 2, 3, 4], epochs=12, n_random=16, train_epochs=6)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    command = "python benchmarks/darts.py" + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
     result: dict[str, Any] = {
+        "command": command,
+        "jobs": args.jobs,
         "synthetic": syn,
         "digits": dig,
         "wall_seconds": time.perf_counter() - start,

@@ -29,8 +29,15 @@ def test_darts_benchmark_smoke(tmp_path: Path) -> None:
         del sys.modules[spec.name]
     assert written == []
     assert list(tmp_path.iterdir()) == []
-    (search,) = result["synthetic"]["searches"]
+    (variant,) = result["synthetic"]["variants"]
+    (search,) = variant["searches"]
     assert search["first"] in result["synthetic"]["val_accuracy_of_each_op_alone"]
+    assert variant["needed_op_first"] == int(search["first"] == "nor_conv_3x3")
+    assert len(search["train_loss_per_epoch"]) == search["search_epochs"]
     (darts,) = result["digits"]["darts"]
     assert 0.0 <= darts["val_accuracy"] <= 1.0
+    assert len(darts["val_accuracy_per_training_seed"]) == 3
+    assert darts["at_least_random_median"] == (
+        darts["val_accuracy"] >= result["digits"]["random"]["median_val_accuracy"]
+    )
     assert 1 <= darts["search_epochs"] <= 2  # the DARTS+ stop may end it after one

@@ -1,7 +1,8 @@
 """Acceptance on real data: DARTS's architecture is at least as good as the median random one.
 
-A reduced version of ``benchmarks/darts.py`` (which runs 3 search seeds against 16 random
-architectures with 3 trainings each): one search, 7 random architectures, equal training.
+A reduced version of ``benchmarks/darts.py`` (which runs 5 search seeds against 16 random
+architectures, every architecture trained with 3 seeds): one search, 7 random architectures,
+one training each, equal training.
 """
 
 from __future__ import annotations

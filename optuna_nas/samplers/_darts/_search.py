@@ -59,7 +59,13 @@ class DartsSearchConfig:
     """Settings of one DARTS search.
 
     Attributes:
-        epochs: Search epochs (passes over ``data.train``), warm-up included.
+        epochs: Search epochs (passes over ``data.train``), warm-up included. DARTS assumes
+            thousands of weight steps (50 CIFAR-10 epochs, ~20,000 steps): alpha only means
+            something once the supernet has learned the task, so check the training loss in
+            the history (:class:`EpochRecord`). While the supernet is at chance, alpha's
+            gradients are noise, and Adam's normalised steps still move it by about
+            ``arch_lr`` per step (on ``benchmarks/darts.py``'s synthetic task, 10 epochs at
+            ``weight_lr=0.025`` left the loss at ln 2 and alpha ranked ops by chance).
         warmup_epochs: The first epochs train the weights only, alpha fixed at its
             initialisation, as PC-DARTS (Xu et al., ICLR 2020) warms up; without it, alpha learns
             while the convolutions are still untrained and favours parameter-free ops.
