@@ -70,8 +70,23 @@ SAMPLERS: dict[str, SamplerFactory] = {
     "reinforce": lambda s: ReinforceSampler(seed=s),
     "progressive": lambda s: ProgressiveSampler(seed=s),
     "progressive_predictor": lambda s: ProgressiveSampler(predictor=KernelPredictor(), seed=s),
+    # The predictor's cheaper length-scale schedule (see KernelPredictor's reselect_every).
+    "evolution_predictor_r10": lambda s: RegularizedEvolutionSampler(
+        predictor=KernelPredictor(reselect_every=10), num_candidates=20, seed=s
+    ),
+    "progressive_predictor_r10": lambda s: ProgressiveSampler(
+        predictor=KernelPredictor(reselect_every=10), seed=s
+    ),
 }
-OURS = ("evolution", "evolution_predictor", "reinforce", "progressive", "progressive_predictor")
+OURS = (
+    "evolution",
+    "evolution_predictor",
+    "reinforce",
+    "progressive",
+    "progressive_predictor",
+    "evolution_predictor_r10",
+    "progressive_predictor_r10",
+)
 MO_SAMPLERS: dict[str, SamplerFactory] = {
     "random": SAMPLERS["random"],
     "tpe_nas": SAMPLERS["tpe_nas"],
@@ -82,6 +97,8 @@ MO_SAMPLERS: dict[str, SamplerFactory] = {
     "reinforce": lambda s: ReinforceSampler(reference_point=MO_REFERENCE, seed=s),
     "progressive": SAMPLERS["progressive"],
     "progressive_predictor": SAMPLERS["progressive_predictor"],
+    "evolution_predictor_r10": SAMPLERS["evolution_predictor_r10"],
+    "progressive_predictor_r10": SAMPLERS["progressive_predictor_r10"],
 }
 
 _TABLE: dict[str, tuple[float, float, float]] = {}
