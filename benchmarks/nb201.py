@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--max-budget",
         nargs="*",
-        default=["gp=100"],
-        help="per-sampler largest budget, e.g. gp=100 (slow samplers)",
+        default=["gp=200"],
+        help="per-sampler largest budget (default gp=200: GP takes ~5 min per run to 500)",
     )
     p.add_argument("--mo-budget", type=int, default=100)
     p.add_argument("--processes", type=int, default=2)
