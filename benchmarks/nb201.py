@@ -125,6 +125,32 @@ def _suggest(trial: optuna.Trial) -> tuple[float, float, float]:
 _DISTS = {n: d for n, d in CellSpace.nasbench201().distributions().items()}
 
 
+def _key(job_or_run: Any) -> tuple[str, int, int, bool]:
+    """(sampler, seed, evaluations, two objectives) of a job tuple or a finished run."""
+    if isinstance(job_or_run, tuple):
+        name, seed, n_trials, multi, _ = job_or_run
+        return name, seed, n_trials, multi
+    return (
+        job_or_run["name"],
+        job_or_run["seed"],
+        job_or_run["n_trials"],
+        job_or_run["multi"],
+    )
+
+
+def finished_runs(path: Path | None, jobs: list[tuple[str, int, int, bool, str]]) -> list[Any]:
+    """The runs of ``jobs`` already recorded in the JSON-lines file ``path``."""
+    if path is None or not path.exists():
+        return []
+    wanted = {_key(j) for j in jobs}
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    found: dict[tuple[str, int, int, bool], Any] = {}
+    for r in runs:
+        if _key(r) in wanted:
+            found[_key(r)] = r
+    return list(found.values())
+
+
 def run_one(job: tuple[str, int, int, bool, str]) -> dict[str, Any]:
     name, seed, n_trials, multi, csv_path = job
     if not _TABLE:
@@ -138,7 +164,14 @@ def run_one(job: tuple[str, int, int, bool, str]) -> dict[str, Any]:
         loss = np.array([[-t.values[0], t.values[1]] for t in study.trials])
         ref = np.array([-MO_REFERENCE[0], MO_REFERENCE[1]])
         hv = compute_hypervolume(loss[np.all(loss < ref, axis=1)], ref)
-        return {"name": name, "seed": seed, "hv": hv, "seconds": time.perf_counter() - start}
+        return {
+            "name": name,
+            "seed": seed,
+            "n_trials": n_trials,
+            "multi": True,
+            "hv": hv,
+            "seconds": time.perf_counter() - start,
+        }
     study = optuna.create_study(direction="maximize", sampler=factory(seed))
     study.optimize(lambda t: _suggest(t)[0], n_trials=n_trials)
     archs = [params_to_nb201_arch(t.params) for t in study.trials]
@@ -150,6 +183,8 @@ def run_one(job: tuple[str, int, int, bool, str]) -> dict[str, Any]:
     return {
         "name": name,
         "seed": seed,
+        "n_trials": n_trials,
+        "multi": False,
         "anytime_test": test[idx].tolist(),
         "seconds": time.perf_counter() - start,
     }
@@ -337,6 +372,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the other samplers' rows of an existing nb201.json",
     )
     p.add_argument("--no-multi", action="store_true", help="skip the two-objective run")
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="JSON-lines file of finished runs: each run is appended as it ends and runs "
+        "already there are not run again, so a long invocation can be resumed",
+    )
     args = p.parse_args(argv)
     if not args.csv.is_file():
         p.error(f"--csv {args.csv} does not exist (set it or NASBENCH201_CSV)")
@@ -356,8 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     jobs += [(n, s, mo_budget, True, str(args.csv)) for n in mo_names for s in range(seeds)]
     jobs.sort(key=lambda j: -j[2] * (300 if j[0] == "gp" else 1))  # long jobs first
     start = time.perf_counter()
+    runs = finished_runs(args.runs, jobs)
+    todo = [j for j in jobs if _key(j) not in {_key(r) for r in runs}]
     with Pool(args.processes) as pool:
-        runs = pool.map(run_one, jobs, chunksize=1)
+        for run in pool.imap_unordered(run_one, todo, chunksize=1):
+            runs.append(run)
+            if args.runs is not None:
+                with args.runs.open("a") as f:
+                    f.write(json.dumps(run) + "\n")
+    order = {_key(j): i for i, j in enumerate(jobs)}
+    runs.sort(key=lambda r: order[_key(r)])
     single = summarise([r for r in runs if "anytime_test" in r], budgets)
     single = {n: single[n] for n in args.samplers}
     multi = {}
