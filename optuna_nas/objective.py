@@ -249,7 +249,7 @@ class NASObjective:
     def _out_of_memory_fails(self, trial: optuna.Trial, doing: str) -> Iterator[None]:
         try:
             yield
-        except (torch.OutOfMemoryError, RuntimeError) as e:
+        except RuntimeError as e:  # torch.OutOfMemoryError is one too
             if not is_out_of_memory(e):
                 raise
             if self.device.type == "cuda":
