@@ -119,13 +119,17 @@ Notes (read these with the tables):
   a population of 10 (sample 3 or 5) and children from several tournaments per trial were also
   tried and were worse (93.90-94.06 at 100); the defaults were kept. Nothing else was tuned.
 - `*_predictor_r10` use `KernelPredictor(reselect_every=10)`: the length scale is re-chosen
-  by leave-one-out only every 10 new observations instead of on every call. About a quarter of
+  by leave-one-out only every 10 new observations instead of on every call. About half of
   the per-trial cost (see "Sampler overhead"), but worse here at 100 and 200 evaluations, so
-  per-call selection stays the default. `evolution_predictor` reproduced its earlier numbers
-  exactly after the predictor was sped up; `progressive_predictor` moved slightly (93.95 /
-  94.27 / 94.29 before, now the row above): the faster arithmetic (one linear solve instead of
-  an explicit inverse) differs in the last bits, which flips exact ties among candidates the
-  predictor scores equally.
+  per-call selection stays the default.
+- Predictor rows, history: `KernelPredictor` now fits on the best 150 observations (was 200,
+  to keep the per-trial cost under 5 ms at 1,000 trials, see "Sampler overhead") and uses a
+  Cholesky factor instead of an explicit inverse. Below 150 evaluations nothing changes in
+  principle: `evolution_predictor` (and `_r10`) reproduced their 50/100 columns exactly;
+  `progressive_predictor` moved slightly (50/100/200: 93.93 / 94.24 / 94.26 before, now the
+  row above) because arithmetic that differs in the last bits flips exact ties among
+  candidates the predictor scores equally. At 200 evaluations the smaller fit set was better
+  for `evolution_predictor` (94.26 before, 94.36 now).
 - `reinforce` and `progressive` beat random search at 50 evaluations only narrowly (+0.10 in
   mean, 15 of 30 seeds each): the target (higher mean on the same seeds) holds, but not
   convincingly; both learn/grow slowly in 50 trials and pull clear by 100.

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
+import torch
 
 from optuna_nas.samplers._base import check_float
 from optuna_nas.samplers._base import check_int
@@ -129,8 +130,8 @@ class KernelPredictor:
     calls made on this instance (deterministically: a seeded study reproduces), and
     ``reselect_every=1`` re-selects on every call. A fresh instance (a resumed study, another
     worker) selects on its first call, so its scale may differ from a long-running instance's
-    until the next re-selection. LOO selection costs one matrix inversion per candidate scale;
-    the other calls cost one linear solve.
+    until the next re-selection. LOO selection costs one Cholesky factorisation and triangular
+    inverse per candidate scale; the other calls cost one.
 
     Args:
         noise: Noise variance relative to the (standardised) scores.
@@ -143,7 +144,7 @@ class KernelPredictor:
             standard deviations (0: the mean only).
         reselect_every: Re-select the length scale after this many new observations (1:
             on every call, the default). On NAS-Bench-201 (``benchmarks/nb201.py``, 30 seeds)
-            predictor-guided evolution with ``reselect_every=10`` costs about a quarter as much
+            predictor-guided evolution with ``reselect_every=10`` costs about half as much
             per trial but found worse architectures at 100 and 200 evaluations (see
             ``benchmarks/RESULTS.md``), so the cheaper schedule is an option, not the default.
     """
@@ -153,7 +154,7 @@ class KernelPredictor:
         *,
         noise: float = 1e-2,
         length_scales: Sequence[float] = (0.1, 0.2, 0.4, 0.8),
-        max_observed: int = 200,
+        max_observed: int = 150,
         exploration: float = 1.0,
         reselect_every: int = 1,
     ) -> None:
@@ -197,20 +198,38 @@ class KernelPredictor:
         x_cand = _encode(candidates, names, distributions)
         d_oo = _distance(x_obs, x_obs) / max(len(names), 1)
         d_co = _distance(x_cand, x_obs) / max(len(names), 1)
+        factors: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         if self._stale(n_observed, names):
-            self._selected = (self._select(d_oo, y), n_observed, names)
+            self._selected = (self._select(d_oo, y, factors), n_observed, names)
         assert self._selected is not None
         ls = self._selected[0]
-        k = self._gram(d_oo, ls)
+        l_inv, alpha = factors[ls] if ls in factors else self._factor(self._gram(d_oo, ls), y)
         k_co = np.exp(-d_co / ls)
-        # One solve gives K^-1 y and K^-1 k_co^T (numpy has no triangular solve, so a Cholesky
-        # factor would cost more solves than the one LU factorisation it replaces).
-        solved = np.linalg.solve(k, np.column_stack([y, k_co.T]))
-        score = k_co @ solved[:, 0]
+        score = k_co @ alpha
         if self._exploration > 0:
-            var = np.clip(1.0 - (k_co * solved[:, 1:].T).sum(1), 0.0, None)
+            # K = L L^T, so k K^-1 k^T = |L^-1 k^T|^2.
+            var = np.clip(1.0 - ((l_inv @ k_co.T) ** 2).sum(0), 0.0, None)
             score = score + self._exploration * np.sqrt(var)
         return np.asarray(score)
+
+    @staticmethod
+    def _factor(k: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``L^-1`` for the Cholesky factor ``K = L L^T``, and ``K^-1 y``.
+
+        A Cholesky factor and one triangular inverse cost about a third of ``np.linalg.inv``
+        (numpy has no triangular solve, torch has). A matrix that is not numerically positive
+        definite (a tiny ``noise`` and repeated observations) falls back to the eigenvalues,
+        clipped at zero plus the machine epsilon.
+        """
+        kt = torch.from_numpy(k)
+        chol, info = torch.linalg.cholesky_ex(kt)
+        if int(info) == 0:
+            eye = torch.eye(len(k), dtype=kt.dtype)
+            l_inv = torch.linalg.solve_triangular(chol, eye, upper=False).numpy()
+        else:
+            w, v = np.linalg.eigh(k)
+            l_inv = (v / np.sqrt(np.clip(w, 0.0, None) + np.finfo(float).eps)).T
+        return l_inv, l_inv.T @ (l_inv @ y)
 
     def _gram(self, d_oo: np.ndarray, ls: float) -> np.ndarray:
         """The kernel matrix of the observations plus the noise on its diagonal."""
@@ -224,14 +243,18 @@ class KernelPredictor:
         _, at, at_names = self._selected
         return names != at_names or not at <= n_observed < at + self._reselect_every
 
-    def _select(self, d_oo: np.ndarray, y: np.ndarray) -> float:
-        """The length scale with the lowest closed-form LOO error (first of equals)."""
+    def _select(
+        self, d_oo: np.ndarray, y: np.ndarray, factors: dict[float, tuple[np.ndarray, np.ndarray]]
+    ) -> float:
+        """The length scale with the lowest closed-form LOO error (first of equals); the factors
+        computed on the way are left in ``factors`` for the prediction to reuse."""
         if len(self._length_scales) == 1:
             return self._length_scales[0]
         best: tuple[float, float] | None = None
         for ls in self._length_scales:
-            k_inv = np.linalg.inv(self._gram(d_oo, ls))
-            loo = float(np.mean((k_inv @ y / np.diag(k_inv)) ** 2))
+            l_inv, alpha = factors[ls] = self._factor(self._gram(d_oo, ls), y)
+            # LOO residual i: (K^-1 y)_i / (K^-1)_ii, and diag(K^-1) = column norms of L^-1.
+            loo = float(np.mean((alpha / (l_inv**2).sum(0)) ** 2))
             if best is None or loo < best[0]:
                 best = (loo, ls)
         assert best is not None

@@ -151,3 +151,14 @@ def test_length_scale_is_reselected_every_few_observations() -> None:
 def test_bad_arguments_raise_one_clear_error(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         KernelPredictor(**kwargs)
+
+
+def test_factor_inverts_a_positive_definite_matrix_and_survives_a_singular_one() -> None:
+    rng = np.random.RandomState(0)
+    a = rng.normal(size=(6, 6))
+    k, y = a @ a.T + 0.1 * np.eye(6), rng.normal(size=6)
+    l_inv, alpha = KernelPredictor._factor(k, y)
+    np.testing.assert_allclose(l_inv @ k @ l_inv.T, np.eye(6), atol=1e-9)
+    np.testing.assert_allclose(alpha, np.linalg.solve(k, y), atol=1e-9)
+    l_inv, alpha = KernelPredictor._factor(np.ones((3, 3)), np.ones(3))  # rank one
+    assert np.all(np.isfinite(l_inv)) and np.all(np.isfinite(alpha))
