@@ -13,14 +13,15 @@ from retraining). For each pruner and space, over ``--orders`` orders:
 * ``points_lost``: 100 x (best final accuracy without pruning - best final accuracy of the
   completed trials with pruning), mean and worst over orders.
 
-``learning_curve`` is the pruner's default (``threshold=0.05``, Domhan et al.'s choice). The
-threshold is also swept (``THRESHOLDS``), and a held-out choice is reported: for the curves of
-one space (or data set), the threshold is chosen on the *other* spaces' curves (the largest
-mean epochs saved with at most ``MAX_POINTS_LOST`` mean points lost on each of their curve
-sets), so that row is not tuned on the curves it is scored on. The same sweep and held-out
-choice are run for ``LearningCurvePruner(calibrate=True)``, whose forecast spread comes from the
-study's completed curves. Curve sets: ``ground_truth_<space>.json`` and, where it exists,
-``ground_truth_<space>_seed2.json`` (the same architectures trained with other seeds).
+``learning_curve`` is the pruner's default (``calibrate=True, threshold=0.2``: the forecast's
+spread comes from the study's completed curves). Both forecasts are swept over ``THRESHOLDS``:
+``bootstrap`` (Domhan et al.'s rule, ``calibrate=False``; their threshold is 0.05) and
+``calibrate``; and a held-out choice is reported for each: for the curves of one space (or
+data set), the threshold is chosen on the *other* spaces' curves (the largest mean epochs
+saved with at most ``MAX_POINTS_LOST`` mean points lost on each of their curve sets), so that
+row is not tuned on the curves it is scored on. Curve sets: ``ground_truth_<space>.json`` and,
+where it exists, ``ground_truth_<space>_seed2.json`` (the same architectures trained with
+other seeds).
 
 Run: ``python benchmarks/pruners.py`` (minutes; the curves must exist, so run
 ``benchmarks/weight_sharing.py`` first); ``--smoke`` replays the first 8 recorded chain curves
@@ -56,7 +57,7 @@ from optuna_nas.spaces import ChainSpace
 RESULTS = Path(__file__).resolve().parent / "results"
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4)
 MAX_POINTS_LOST = 0.5  # the issue's target: >= 40% of epochs saved with <= 0.5 points lost
-HELD_OUT = "learning_curve(held-out threshold)"
+HELD_OUT = "learning_curve(bootstrap, held-out threshold)"
 HELD_OUT_CAL = "learning_curve(calibrate, held-out threshold)"
 
 
@@ -68,18 +69,15 @@ def pruners(epochs: int) -> dict[str, Callable[[], BasePruner]]:
             min_resource=1, max_resource=epochs, reduction_factor=3
         ),
         "patience(min 3, patience 2)": lambda: patience_pruner(min_epochs=3, patience=2),
-        "learning_curve": lambda: LearningCurvePruner(
-            final_step=epochs, threshold=0.05, n_warmup_steps=3
-        ),
-        "learning_curve(k=3)": lambda: LearningCurvePruner(
-            final_step=epochs, k=3, threshold=0.05, n_warmup_steps=3
-        ),
+        "learning_curve": lambda: LearningCurvePruner(final_step=epochs),
+        "learning_curve(k=3)": lambda: LearningCurvePruner(final_step=epochs, k=3),
         **{
-            f"learning_curve(threshold={t})": (
-                lambda t=t: LearningCurvePruner(final_step=epochs, threshold=t, n_warmup_steps=3)
+            f"learning_curve(bootstrap, threshold={t})": (
+                lambda t=t: LearningCurvePruner(
+                    final_step=epochs, threshold=t, n_warmup_steps=3, calibrate=False
+                )
             )
             for t in THRESHOLDS
-            if t != 0.05
         },
         **{
             f"learning_curve(calibrate, threshold={t})": (
@@ -92,13 +90,14 @@ def pruners(epochs: int) -> dict[str, Callable[[], BasePruner]]:
     }
 
 
-FAMILY_PREFIX = {HELD_OUT: "learning_curve(threshold=", HELD_OUT_CAL: "learning_curve(calibrate, "}
+FAMILY_PREFIX = {
+    HELD_OUT: "learning_curve(bootstrap, ",
+    HELD_OUT_CAL: "learning_curve(calibrate, ",
+}
 
 
 def threshold_of(name: str, held_out: str) -> float | None:
     """The threshold of a swept learning-curve row of the family of ``held_out``, else None."""
-    if held_out == HELD_OUT and name == "learning_curve":
-        return 0.05
     prefix = FAMILY_PREFIX[held_out]
     if not name.startswith(prefix) or "held-out" in name:
         return None
@@ -258,8 +257,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"{list(THRESHOLDS)} with the most epochs saved and at most {MAX_POINTS_LOST} mean "
         "points lost on every curve set of the *other* spaces / data sets (not the curves it "
         "is scored "
-        "on). `calibrate`: the forecast's spread is the errors of the same extrapolation on "
-        "the study's completed curves (Chandrashekaran & Lane 2017) instead of the bootstrap.",
+        "on). `calibrate`: the point forecast is corrected by the mean error of the same "
+        "extrapolation on the study's completed curves, and its spread is their standard "
+        "deviation (a normal predictive; after Chandrashekaran & Lane 2017), instead of the "
+        "bootstrap. `learning_curve` (the defaults) is `calibrate, threshold=0.2`.",
+        "",
+        "Not held out: the *form* of the calibrated predictive. The normal predictive replaced "
+        "the errors' empirical distribution after both had been replayed on these six curve "
+        "sets (empirical at threshold 0.2: 47-51% saved, but 0.61 points lost on chain_seed2; "
+        "empirical probabilities move in steps of 1/n, so with 5-10 completed curves the "
+        "thresholds 0.05-0.2 all meant 'no completed curve's error reaches the best'). Only "
+        "the threshold rows are a held-out check. On these quickly saturating curves "
+        "MedianPruner still saves more epochs (58-64%) for as few points lost.",
         "",
     ]
     for held_out in FAMILY_PREFIX:

@@ -11,8 +11,8 @@ our samplers' per-study caches; reported separately). RandomSampler, in the same
 storage, is the baseline: the ratio to it is the sampler's own cost.
 
 BLAS runs on one thread (``OPENBLAS_NUM_THREADS`` etc. default to 1 here, before numpy loads):
-the predictor's 150 x 150 factorisations gain nothing from threads, and on a shared, loaded VM threaded
-BLAS spins against other jobs and measures the load instead of the sampler.
+the predictor's 150 x 150 factorisations gain nothing from threads, and on a shared, loaded VM
+threaded BLAS spins against other jobs and measures the load instead of the sampler.
 
     python benchmarks/sampler_overhead.py [--smoke] [--sqlite-dir /dev/shm]
 """

@@ -49,10 +49,19 @@ class LearningCurvePruner(BasePruner):
     Extrapolation of Learning Curves Using Previous Builds", ECML-PKDD 2017) use earlier curves:
     each completed trial's curve, cut at the current step, is extrapolated with the same
     families (:func:`~optuna_nas.pruners.point_forecast`) and its error against its actual final
-    value is kept; the trial's predictive distribution is its own point forecast plus each of
-    those errors, so a systematic optimism or pessimism of the families on this kind of curve
-    is corrected and the spread is what the study has actually seen. Until
+    value is kept; the trial's predictive distribution is its own point forecast plus a normal
+    error with those errors' mean and standard deviation (the plug-in predictive, scale
+    ``s * sqrt(1 + 1/n)``), so a systematic optimism or pessimism of the families on this kind
+    of curve is corrected and the spread is what the study has actually seen. (The errors'
+    empirical distribution itself, tried first, only gives probabilities in steps of ``1/n``:
+    with 5 errors every threshold up to 0.2 meant "none of them reaches the best".) Until
     ``min_calibration_trials`` such errors exist, the bootstrap forecast is used.
+
+    Defaults: ``calibrate=True, threshold=0.2``, as measured in ``benchmarks/pruners.py`` on
+    six sets of real 10-epoch curves (digits and MNIST-5k, two spaces, two training seeds):
+    44-49% of epochs saved with at most 0.45 points of best accuracy lost on every set. Domhan
+    et al.'s own rule is ``calibrate=False, threshold=0.05`` (their MCMC forecast; our bootstrap
+    simplification of it saved only 26-43% there).
 
     Works in single-objective studies (Optuna's ``Trial.should_prune`` contract). For a
     minimised value the curve is negated, so it must fall towards its asymptote.
@@ -63,13 +72,13 @@ class LearningCurvePruner(BasePruner):
         *,
         final_step: int | None = None,
         k: int = 1,
-        threshold: float = 0.05,
+        threshold: float = 0.2,
         n_warmup_steps: int = 3,
         n_samples: int = 200,
         bounds: tuple[float, float] | None = (0.0, 1.0),
         noise_floor: float = 0.005,
         seed: int = 0,
-        calibrate: bool = False,
+        calibrate: bool = True,
         min_calibration_trials: int = 5,
     ) -> None:
         if final_step is not None and (
@@ -80,7 +89,7 @@ class LearningCurvePruner(BasePruner):
             ("k", k, 1),
             ("n_warmup_steps", n_warmup_steps, 0),
             ("n_samples", n_samples, 1),
-            ("min_calibration_trials", min_calibration_trials, 1),
+            ("min_calibration_trials", min_calibration_trials, 2),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(
@@ -134,8 +143,7 @@ class LearningCurvePruner(BasePruner):
             errors = self._calibration_errors(completed, step, final_step, sign, bounds)
             if len(errors) >= self._min_calibration:
                 mean = point_forecast(steps, values, final_step=final_step, bounds=bounds)
-                chance = float(np.mean(mean + np.array(errors) > reference))
-                return chance < self._threshold
+                return self._calibrated_chance(mean, np.array(errors), reference) < self._threshold
         rng = np.random.default_rng([self._seed, trial.number, step])
         forecast = extrapolate_curve(
             steps,
@@ -147,6 +155,16 @@ class LearningCurvePruner(BasePruner):
             rng=rng,
         )
         return forecast.probability_above(reference) < self._threshold
+
+    def _calibrated_chance(self, mean: float, errors: np.ndarray, reference: float) -> float:
+        """``P(final > reference)`` when ``final = mean + error`` and the errors seen are a sample
+        of a normal distribution: the plug-in predictive ``N(mean + e_bar, s^2 (1 + 1/n))``
+        (``s`` not below ``noise_floor``)."""
+        scale = max(float(errors.std(ddof=1)), self._noise_floor) * math.sqrt(1 + 1 / len(errors))
+        centre = mean + float(errors.mean())
+        if scale == 0:
+            return float(centre > reference)
+        return 0.5 * math.erfc((reference - centre) / (scale * math.sqrt(2)))
 
     def _calibration_errors(
         self,

@@ -99,7 +99,7 @@ def test_calibration_learns_how_the_studys_curves_end() -> None:
     partial = late_jump(0.90 - 0.06 + 0.1, epochs, 0.1)[:6]  # heads for 0.74, then jumps
     calibrated = LearningCurvePruner(final_step=epochs, calibrate=True)
     assert not decide(study(calibrated), partial)
-    assert decide(study(LearningCurvePruner(final_step=epochs)), partial)
+    assert decide(study(LearningCurvePruner(final_step=epochs, calibrate=False)), partial)
     # Without enough completed curves to calibrate on, the bootstrap forecast decides.
     few = LearningCurvePruner(final_step=epochs, calibrate=True, min_calibration_trials=7)
     assert decide(study(few), partial)
@@ -188,3 +188,16 @@ def test_real_study_prunes_a_bad_architecture_and_keeps_its_curve(one_thread: No
     assert pruned.state is TrialState.PRUNED, pruned.intermediate_values
     assert 3 <= len(pruned.intermediate_values) < epochs
     assert list(pruned.intermediate_values.values()) == pruned.user_attrs["val_accuracy_curve"]
+
+
+def test_calibrated_chance_is_the_normal_predictive_of_the_errors_seen() -> None:
+    """``P(final > best)`` under ``N(forecast + mean error, sd^2 (1 + 1/n))``: smooth in the
+    distance to the best (the errors' empirical fraction would only take the values k/n)."""
+    pruner = LearningCurvePruner(noise_floor=0.0)
+    errors = np.array([0.01, 0.03, 0.02, 0.04, 0.00])  # mean 0.02, sd 0.0158
+    scale = errors.std(ddof=1) * math.sqrt(1 + 1 / 5)
+    for gap_in_sd, want in ((0.0, 0.5), (1.0, 0.1587), (-1.0, 0.8413), (2.0, 0.0228)):
+        got = pruner._calibrated_chance(0.80, errors, 0.82 + gap_in_sd * scale)
+        assert math.isclose(got, want, abs_tol=1e-4)
+    floored = LearningCurvePruner(noise_floor=0.05)._calibrated_chance(0.80, errors, 0.87)
+    assert math.isclose(floored, 0.5 * math.erfc(0.05 / (0.05 * math.sqrt(1.2) * math.sqrt(2))))
