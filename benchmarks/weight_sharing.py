@@ -474,9 +474,11 @@ def main() -> None:
         old = json.loads(out.read_text())
         if isinstance(old.get("runs"), dict):
             result["runs"].update(old["runs"])
-    key = args.data  # a run per data set and supernet optimiser
+    key = args.data  # a run per data set, supernet optimiser and (beyond 100) epochs
     if args.supernet_optimizer != "sgd":
         key += f"+{args.supernet_optimizer}"
+    if args.supernet_epochs > 100:
+        key += f"+{args.supernet_epochs}ep"
     previous = result["runs"].get(key)
     if previous is not None and set(previous["spaces"]) - set(rows):
         run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun
