@@ -105,10 +105,11 @@ MO_SAMPLERS: dict[str, SamplerFactory] = {
 NOTES = """\
 Notes (read these with the tables):
 
-- Budgets not run, for CPU time on the shared 2-core VM: `gp` only to 200 evaluations (its
-  per-run time grows with the history; 500 evaluations for 30 seeds would take hours here);
-  `tpe_nas` only to 200 (it equals `tpe_default`, see below). The rows come from several
-  invocations (listed in the JSON's `command`), merged; every row is deterministic in its seed.
+- Budgets: `tpe_nas` only to 200 (it equals `tpe_default`, see below). `gp` to 500 took
+  about 6 minutes per run (its cost grows with the history), so its 30 runs to 500 were
+  recorded one by one in a runs file (`--runs`) over two sessions; its 50/100/200 columns
+  reproduced the earlier 200-evaluation runs exactly. The rows come from several invocations
+  (listed in the JSON's `command`), merged; every row is deterministic in its seed.
 - `tpe_nas` equals `tpe_default` trial for trial here: Optuna 5's TPE is already multivariate
   for one objective, and `group=True` finds a single group in this fixed six-param space. They
   differ on conditional spaces and on several objectives (default TPE is then independent).
