@@ -234,6 +234,7 @@ def attach_supernet(
         calibration_batches=args.calibration_batches,
         seed=0,
         claim_settle_s=0.0,
+        sampling=args.sampling,
     )
     evaluator.attach(study)
     # The supernet's training time as the study recorded it (also when an earlier run with the
@@ -392,6 +393,12 @@ def main() -> None:
     parser.add_argument("--supernet-epochs", type=int, default=40)
     parser.add_argument("--supernet-lr", type=float, default=0.05)
     parser.add_argument("--supernet-optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument(
+        "--sampling",
+        choices=("uniform", "fair"),
+        default="uniform",
+        help="supernet path sampling: SPOS's uniform single path, or FairNAS's strict fairness",
+    )
     parser.add_argument("--calibration-batches", type=int, default=4)
     parser.add_argument("--spaces", nargs="+", default=["cell", "chain"])
     parser.add_argument("--jobs", type=int, default=1, help="processes for standalone training")
@@ -451,6 +458,7 @@ def main() -> None:
             "supernet_epochs": args.supernet_epochs,
             "supernet_lr": args.supernet_lr,
             "supernet_optimizer": args.supernet_optimizer,
+            "supernet_sampling": args.sampling,
             "calibration_batches": args.calibration_batches,
             "batch_size": 64,
             "jobs": args.jobs,
@@ -485,6 +493,8 @@ def main() -> None:
         key += f"+{args.supernet_optimizer}"
     if args.supernet_epochs > 100:
         key += f"+{args.supernet_epochs}ep"
+    if args.sampling != "uniform":
+        key += f"+{args.sampling}"
     previous = result["runs"].get(key)
     if previous is not None and set(previous["spaces"]) - set(rows):
         run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun

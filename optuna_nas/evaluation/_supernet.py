@@ -115,6 +115,44 @@ def sample_uniform(
     return params
 
 
+def _finite_choices(dist: BaseDistribution) -> list[Any] | None:
+    """Every value of a categorical or stepped distribution (None for a continuous one)."""
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return list(range(dist.low, dist.high + 1, dist.step))
+    if isinstance(dist, FloatDistribution) and dist.step is not None:
+        n = round((dist.high - dist.low) / dist.step)
+        return [dist.low + dist.step * i for i in range(n + 1)]
+    return None
+
+
+def sample_fair(
+    distributions: Mapping[str, BaseDistribution], rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """``m`` paths in which every choice of every parameter appears equally often: FairNAS's
+    strict fairness (Chu et al., ICCV 2021).
+
+    ``m`` is the largest number of choices of any parameter. A parameter with ``m`` choices
+    takes each exactly once (a random permutation, as FairNAS does for every choice block); one
+    with ``k < m`` choices takes each ``ceil(m / k)`` or ``floor(m / k)`` times (its choices
+    repeated and permuted, then cut to ``m``) -- FairNAS's spaces have the same ``k``
+    everywhere, ours need not; a continuous parameter is drawn uniformly per path.
+    """
+    finite = {name: _finite_choices(d) for name, d in distributions.items()}
+    m = max((len(c) for c in finite.values() if c), default=1)
+    columns: dict[str, list[Any]] = {}
+    for name, dist in distributions.items():
+        options = finite[name]
+        if options is None:
+            columns[name] = [sample_uniform({name: dist}, rng)[name] for _ in range(m)]
+            continue
+        repeated = options * math.ceil(m / len(options))
+        order = rng.permutation(len(repeated))[:m]
+        columns[name] = [repeated[i] for i in order]
+    return [{name: columns[name][i] for name in distributions} for i in range(m)]
+
+
 def recalibrate_batchnorm(
     model: nn.Module, batches: Iterable[Sequence[torch.Tensor]], *, device: torch.device
 ) -> int:
@@ -237,8 +275,14 @@ class Supernet:
         batches: Iterable[Sequence[torch.Tensor]],
         *,
         config: TrainingConfig,
+        fair: bool = False,
     ) -> int:
         """Train the supernet, one uniformly sampled path per batch; returns the steps run.
+
+        With ``fair``, each step instead draws the paths of :func:`sample_fair` (every choice
+        of every parameter equally often), sums their gradients on the batch and takes one
+        optimiser step (FairNAS's strict fairness, Chu et al., ICCV 2021): a step costs as
+        many forward and backward passes as the largest parameter has choices.
 
         ``batches`` is iterated once per epoch of ``config``. A step whose loss is not finite
         raises ``FloatingPointError`` (a diverged supernet scores nothing usefully). Each
@@ -257,36 +301,42 @@ class Supernet:
         for epoch in range(config.epochs):
             loss_sum, epoch_steps = 0.0, 0
             for inputs, labels in batches:
-                spec = self.space.decode(sample_uniform(dists, rng))
-                path = self._path(spec)
-                self._ensure(spec, path, optimizer)
+                draws = sample_fair(dists, rng) if fair else [sample_uniform(dists, rng)]
+                specs = [self.space.decode(params) for params in draws]
+                paths = [self._path(spec) for spec in specs]
+                for spec, path in zip(specs, paths, strict=True):
+                    self._ensure(spec, path, optimizer)
                 if optimizer is None:
                     optimizer = self._optimizer(config)
                     if config.schedule == "cosine":
                         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                             optimizer, T_max=config.epochs
                         )
-                path.model.train()
-                logits = torch.func.functional_call(
-                    path.model, self._path_tensors(path), (inputs.to(self.device),)
-                )
-                loss = F.cross_entropy(
-                    logits, labels.to(self.device), label_smoothing=config.label_smoothing
-                )
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"the supernet's loss is {value} at step {steps + 1} "
-                        f"(epoch {epoch + 1}); lower the learning rate."
-                    )
-                loss_sum, epoch_steps = loss_sum + value, epoch_steps + 1
                 optimizer.zero_grad(set_to_none=True)
-                torch.autograd.backward(loss)
-                used = [self.tensors[e.shared_key] for e in path.entries.values() if e.is_param]
+                used: dict[str, torch.Tensor] = {}
+                for path in paths:
+                    path.model.train()
+                    logits = torch.func.functional_call(
+                        path.model, self._path_tensors(path), (inputs.to(self.device),)
+                    )
+                    loss = F.cross_entropy(
+                        logits, labels.to(self.device), label_smoothing=config.label_smoothing
+                    )
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"the supernet's loss is {value} at step {steps + 1} "
+                            f"(epoch {epoch + 1}); lower the learning rate."
+                        )
+                    loss_sum += value / len(paths)
+                    torch.autograd.backward(loss / len(paths))
+                    for e in path.entries.values():
+                        if e.is_param:
+                            used[e.shared_key] = self.tensors[e.shared_key]
                 if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(used, config.grad_clip)
+                    nn.utils.clip_grad_norm_(list(used.values()), config.grad_clip)
                 optimizer.step()
-                steps += 1
+                steps, epoch_steps = steps + 1, epoch_steps + 1
             if epoch_steps:
                 self.epoch_losses.append(loss_sum / epoch_steps)
             if scheduler is not None:

@@ -73,11 +73,17 @@ class WeightSharingEvaluator(Evaluator):
             a worker whose claim was overwritten in that time waits instead of training.
         claim_timeout_s: A claim older than this without a stored supernet is taken over (its
             worker is presumed dead).
+        sampling: ``"uniform"``: one path per training step, drawn uniformly (SPOS).
+            ``"fair"``: every step trains the paths of
+            :func:`~optuna_nas.evaluation._supernet.sample_fair`, in which each choice of
+            each parameter appears equally often, with one optimiser step on their summed
+            gradients (FairNAS, Chu et al., ICCV 2021); a step then costs as many passes as
+            the largest parameter has choices.
 
     The supernet is identified by a fingerprint of the space (its distributions and the specs
-    of a few fixed paths), the data (name and split sizes), ``training``, ``batch_size`` and
-    ``seed``: a study that changes any of them trains a new supernet rather than reusing one
-    that does not fit.
+    of a few fixed paths), the data (name and split sizes), ``training``, ``batch_size``,
+    ``sampling`` and ``seed``: a study that changes any of them trains a new supernet rather
+    than reusing one that does not fit.
     """
 
     data: DataSplits
@@ -96,6 +102,7 @@ class WeightSharingEvaluator(Evaluator):
         poll_interval_s: float = 2.0,
         claim_settle_s: float = 1.0,
         claim_timeout_s: float = 3600.0,
+        sampling: str = "uniform",
     ) -> None:
         for name, value in (
             ("batch_size", batch_size),
@@ -110,6 +117,8 @@ class WeightSharingEvaluator(Evaluator):
         ):
             if not (isinstance(seconds, (int, float)) and seconds >= 0 and np.isfinite(seconds)):
                 raise ValueError(f"`{name}` must be finite and >= 0, but got {name}={seconds!r}.")
+        if sampling not in ("uniform", "fair"):
+            raise ValueError(f"`sampling` must be 'uniform' or 'fair', but got {sampling!r}.")
         if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
             raise ValueError(
                 f"`space` builds networks for input_shape={space.input_shape} and "
@@ -127,6 +136,7 @@ class WeightSharingEvaluator(Evaluator):
         self.poll_interval_s = float(poll_interval_s)
         self.claim_settle_s = float(claim_settle_s)
         self.claim_timeout_s = float(claim_timeout_s)
+        self.sampling = sampling
         self.fingerprint = self._fingerprint()
         self.supernet: Supernet | None = None
         self.artifact_id: str | None = None
@@ -186,7 +196,7 @@ class WeightSharingEvaluator(Evaluator):
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            steps = supernet.train(train, config=self.training)
+            steps = supernet.train(train, config=self.training, fair=self.sampling == "fair")
         seconds = time.perf_counter() - start
         self.training_steps_run += steps
         storage, study_id = study._storage, study._study_id
@@ -246,6 +256,8 @@ class WeightSharingEvaluator(Evaluator):
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
+        if self.sampling != "uniform":  # uniform supernets stored before the option keep theirs
+            described["sampling"] = self.sampling
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -24,6 +24,7 @@ from optuna_nas.evaluation import Supernet
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import WeightSharingEvaluator
 from optuna_nas.evaluation import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet import sample_fair
 from optuna_nas.evaluation._supernet import sample_uniform
 from optuna_nas.evaluation._supernet_evaluator import ATTR_PREFIX
 from optuna_nas.nn import module_name
@@ -259,6 +260,37 @@ def test_recalibration_is_the_cumulative_average_over_batches() -> None:
     assert not model.training and bn.momentum is None
 
 
+def test_fair_sampling_uses_every_choice_equally_often() -> None:
+    dists = {
+        "op": optuna.distributions.CategoricalDistribution(["a", "b", "c", "d"]),
+        "skip": optuna.distributions.CategoricalDistribution(["x", "y"]),
+        "width": optuna.distributions.IntDistribution(8, 24, step=8),
+        "lr": optuna.distributions.FloatDistribution(0.1, 1.0),
+    }
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        paths = sample_fair(dists, rng)
+        assert len(paths) == 4  # the most choices: "op"
+        assert sorted(p["op"] for p in paths) == ["a", "b", "c", "d"]  # each exactly once
+        assert sorted(p["skip"] for p in paths) == ["x", "x", "y", "y"]
+        widths = [p["width"] for p in paths]
+        assert set(widths) <= {8, 16, 24} and max(widths.count(w) for w in widths) <= 2
+        assert all(0.1 <= p["lr"] <= 1.0 for p in paths)
+
+
+def test_fair_supernet_trains_every_op_of_a_layer_in_each_step(digits: DataSplits) -> None:
+    space = small_chain(digits)
+    batch = [next(iter(torch.utils.data.DataLoader(digits.train, batch_size=64)))]
+    fair = Supernet(space, seed=0)
+    assert fair.train(batch, config=TrainingConfig(epochs=1), fair=True) == 1
+    layer1_ops = {k.split("|")[1] for k in fair.tensors if k.startswith("layer1|")}
+    assert layer1_ops == {"conv", "sep_conv"}  # every op with weights, after one step
+    uniform = Supernet(space, seed=0)
+    uniform.train(batch, config=TrainingConfig(epochs=1))
+    assert len({k.split("|")[1] for k in uniform.tensors if k.startswith("layer1|")}) <= 1
+    assert len(fair.epoch_losses) == 1 and 0 < fair.epoch_losses[0] < 5
+
+
 def test_bad_arguments_and_missing_attach_raise_clear_errors(
     digits: DataSplits, tmp_path: Path
 ) -> None:
@@ -277,9 +309,25 @@ def test_bad_arguments_and_missing_attach_raise_clear_errors(
         WeightSharingEvaluator(
             digits, space=other, artifact_store=store, training=TrainingConfig(epochs=1)
         )
+    with pytest.raises(ValueError, match="sampling"):
+        WeightSharingEvaluator(
+            digits,
+            space=space,
+            artifact_store=store,
+            training=TrainingConfig(epochs=1),
+            sampling="greedy",
+        )
     ev = WeightSharingEvaluator(
         digits, space=space, artifact_store=store, training=TrainingConfig(epochs=1)
     )
+    fair = WeightSharingEvaluator(
+        digits,
+        space=space,
+        artifact_store=store,
+        training=TrainingConfig(epochs=1),
+        sampling="fair",
+    )
+    assert fair.fingerprint != ev.fingerprint  # a fair supernet is never mistaken for SPOS's
     with pytest.raises(RuntimeError, match="attach"):
         ev.evaluate(
             space.decode(sample_uniform(space.distributions(), np.random.default_rng(0))),
