@@ -10,6 +10,7 @@ from pathlib import Path
 import subprocess
 import sys
 import threading
+from typing import Any
 
 import numpy as np
 import optuna
@@ -296,37 +297,20 @@ def test_bad_arguments_and_missing_attach_raise_clear_errors(
 ) -> None:
     space = small_chain(digits)
     store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+
+    def make(**kwargs: Any) -> WeightSharingEvaluator:
+        kwargs = {"space": space, **kwargs}
+        return WeightSharingEvaluator(
+            digits, artifact_store=store, training=TrainingConfig(epochs=1), **kwargs
+        )
+
     with pytest.raises(ValueError, match="calibration_batches >= 1"):
-        WeightSharingEvaluator(
-            digits,
-            space=space,
-            artifact_store=store,
-            training=TrainingConfig(epochs=1),
-            calibration_batches=0,
-        )
-    other = ChainSpace(input_shape=(3, 8, 8), num_outputs=10)
+        make(calibration_batches=0)
     with pytest.raises(ValueError, match="input_shape"):
-        WeightSharingEvaluator(
-            digits, space=other, artifact_store=store, training=TrainingConfig(epochs=1)
-        )
+        make(space=ChainSpace(input_shape=(3, 8, 8), num_outputs=10))
     with pytest.raises(ValueError, match="sampling"):
-        WeightSharingEvaluator(
-            digits,
-            space=space,
-            artifact_store=store,
-            training=TrainingConfig(epochs=1),
-            sampling="greedy",
-        )
-    ev = WeightSharingEvaluator(
-        digits, space=space, artifact_store=store, training=TrainingConfig(epochs=1)
-    )
-    fair = WeightSharingEvaluator(
-        digits,
-        space=space,
-        artifact_store=store,
-        training=TrainingConfig(epochs=1),
-        sampling="fair",
-    )
+        make(sampling="greedy")
+    ev, fair = make(), make(sampling="fair")
     assert fair.fingerprint != ev.fingerprint  # a fair supernet is never mistaken for SPOS's
     with pytest.raises(RuntimeError, match="attach"):
         ev.evaluate(
