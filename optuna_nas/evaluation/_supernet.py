@@ -313,15 +313,14 @@ class Supernet:
                             optimizer, T_max=config.epochs
                         )
                 optimizer.zero_grad(set_to_none=True)
+                inputs, labels = inputs.to(self.device), labels.to(self.device)
                 used: dict[str, torch.Tensor] = {}
                 for path in paths:
                     path.model.train()
                     logits = torch.func.functional_call(
-                        path.model, self._path_tensors(path), (inputs.to(self.device),)
+                        path.model, self._path_tensors(path), (inputs,)
                     )
-                    loss = F.cross_entropy(
-                        logits, labels.to(self.device), label_smoothing=config.label_smoothing
-                    )
+                    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise FloatingPointError(
