@@ -14,7 +14,8 @@ training time shared over the ``N`` candidates.
 Ground truth: ``benchmarks/results/ground_truth_<space><suffix>.json`` (seed ``1000 + i`` for
 architecture ``i``) and ``..._seed2.json`` (seed ``2000 + i``), each a list of ``{params,
 val_accuracy, train_seconds, val_accuracy_curve, ...}``; the suffix is empty for digits (the
-files ``benchmarks/pruners.py`` replays) and ``_mnist12`` for MNIST. They are read if they
+files ``benchmarks/pruners.py`` replays) and ``_mnist12`` / ``_mnist16`` for MNIST, followed by
+``_<E>ep`` for a ground truth of ``--gt-epochs E`` other than 10. They are read if they
 exist, otherwise trained here: ``TrainingConfig(epochs=--gt-epochs)`` (SGD, lr 0.05, Nesterov
 momentum 0.9, cosine, weight decay 5e-4), batch size 64, one torch thread per process, the
 smaller skeletons of :data:`SPACE_CONFIG`, ``--jobs`` processes. When both seeds exist the
@@ -163,7 +164,7 @@ def ground_truth(
     Missing files are trained (seed 2 only with ``--train-noise-ceiling``), ``--jobs``
     processes at a time; an existing file is never overwritten.
     """
-    suffix = DATA[args.data][2]
+    suffix = DATA[args.data][2] + (f"_{args.gt_epochs}ep" if args.gt_epochs != 10 else "")
     paths = (
         [None, None]
         if args.smoke
@@ -235,13 +236,29 @@ def attach_supernet(
         seed=0,
         claim_settle_s=0.0,
         sampling=args.sampling,
+        few_shot=args.few_shot,
+        few_shot_training=None
+        if args.few_shot is None
+        else TrainingConfig(
+            epochs=args.few_shot_epochs, lr=args.supernet_lr, optimizer=args.supernet_optimizer
+        ),
     )
     evaluator.attach(study)
     # The supernet's training time as the study recorded it (also when an earlier run with the
-    # same --workdir trained it and this one downloaded it).
-    recorded = study._storage.get_study_system_attrs(study._study_id)[
-        ATTR_PREFIX + evaluator.fingerprint
-    ]
+    # same --workdir trained it and this one downloaded it). With --few-shot: the one-shot
+    # supernet's record, with the sub-supernets' record under "few_shot" and their steps and
+    # seconds added to the totals.
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    if args.few_shot is None:
+        recorded = attrs[ATTR_PREFIX + evaluator.fingerprint]
+    else:
+        recorded = dict(attrs[ATTR_PREFIX + evaluator._one_shot_evaluator().fingerprint])
+        sub = attrs[ATTR_PREFIX + evaluator.fingerprint]
+        recorded["one_shot_steps"] = recorded["steps"]
+        recorded["one_shot_train_seconds"] = recorded["train_seconds"]
+        recorded["steps"] += sub["steps"]
+        recorded["train_seconds"] += sub["train_seconds"]
+        recorded["few_shot"] = {**sub, "parts": list(evaluator.few_shot_parts)}
     print(f"[{space_name}] supernet: {recorded}", flush=True)
     return evaluator, recorded
 
@@ -288,6 +305,7 @@ def run_space(
         "supernet_train_seconds": round(supernet_seconds, 2),
         "supernet_steps": int(recorded["steps"]),
         "supernet_epoch_losses": recorded.get("epoch_losses"),
+        **({"few_shot": recorded["few_shot"]} if "few_shot" in recorded else {}),
         "cost_ratio_amortised": round(full_seconds / amortised, 2),
         "ground_truth_accuracy_range": [round(float(gt.min()), 4), round(float(gt.max()), 4)],
         "ws_accuracy_range": [round(float(ws.min()), 4), round(float(ws.max()), 4)],
@@ -338,6 +356,12 @@ def section(result: dict[str, Any]) -> str:
                     f"{r['ground_truth_seed_kendall_tau']:.2f} / "
                     f"{r['ground_truth_seed_spearman_rho']:.2f}"
                 )
+            few_shot = ""
+            if "few_shot" in s:
+                few_shot = (
+                    f" + {len(r['few_shot']['parts'])} x {s['few_shot_epochs']} "
+                    f"({s['few_shot']} split)"
+                )
             lines.append(
                 f"| {key} ({s['ground_truth_epochs']} ep) | {name} | {r['archs']} | "
                 f"{r['kendall_tau']:.2f} | {r['spearman_rho']:.2f} | {ceiling} | "
@@ -346,7 +370,7 @@ def section(result: dict[str, Any]) -> str:
                 f"{r['ws_seconds_per_candidate']:.2f} / "
                 f"{r['full_training_seconds_per_candidate']:.1f} "
                 f"({r['cost_ratio_per_candidate']:.0f}x) | "
-                f"{s['supernet_epochs']}, {s.get('supernet_optimizer', 'sgd')} "
+                f"{s['supernet_epochs']}{few_shot}, {s.get('supernet_optimizer', 'sgd')} "
                 f"{s['supernet_lr']}, {r['supernet_steps']}, "
                 f"{r['supernet_train_seconds']:.0f} | {r['cost_ratio_amortised']:.1f}x |"
             )
@@ -398,6 +422,14 @@ def main() -> None:
         choices=("uniform", "fair"),
         default="uniform",
         help="supernet path sampling: SPOS's uniform single path, or FairNAS's strict fairness",
+    )
+    parser.add_argument(
+        "--few-shot",
+        default=None,
+        help="few-shot NAS split ('depth' or 'op:<node id>'): sub-supernets from the one-shot one",
+    )
+    parser.add_argument(
+        "--few-shot-epochs", type=int, default=50, help="training epochs of each sub-supernet"
     )
     parser.add_argument("--calibration-batches", type=int, default=4)
     parser.add_argument("--spaces", nargs="+", default=["cell", "chain"])
@@ -459,6 +491,11 @@ def main() -> None:
             "supernet_lr": args.supernet_lr,
             "supernet_optimizer": args.supernet_optimizer,
             "supernet_sampling": args.sampling,
+            **(
+                {"few_shot": args.few_shot, "few_shot_epochs": args.few_shot_epochs}
+                if args.few_shot is not None
+                else {}
+            ),
             "calibration_batches": args.calibration_batches,
             "batch_size": 64,
             "jobs": args.jobs,
@@ -495,6 +532,10 @@ def main() -> None:
         key += f"+{args.supernet_epochs}ep"
     if args.sampling != "uniform":
         key += f"+{args.sampling}"
+    if args.few_shot is not None:
+        key += f"+fewshot-{args.few_shot}-{args.few_shot_epochs}ep"
+    if args.gt_epochs != 10:
+        key += f"+gt{args.gt_epochs}ep"
     previous = result["runs"].get(key)
     if previous is not None and set(previous["spaces"]) - set(rows):
         run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun

@@ -42,6 +42,7 @@ moving with their momentum.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -73,6 +74,8 @@ activations carry no weights."""
 
 _FORMAT = 1
 _PATH_CACHE = 256
+_MAX_REJECTIONS = 10_000
+_STRUCTURAL_OPS = frozenset({"input", "concat", "add", "identity", "zero"})
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,50 @@ def sample_fair(
         order = rng.permutation(len(repeated))[:m]
         columns[name] = [repeated[i] for i in order]
     return [{name: columns[name][i] for name in distributions} for i in range(m)]
+
+
+def path_depth(spec: ArchitectureSpec) -> int:
+    """The number of computing nodes on the longest path from the input to the output.
+
+    Every node counts except the input and the ones that only route data (``concat``, ``add``,
+    ``identity``); a path through a ``zero`` node carries nothing and is not a path. In the
+    chain space this is the stem, the layers that are not ``identity``, the pooling and the
+    classifier; in the cell space it grows with the longest chain of non-zero edges.
+    """
+    longest: dict[str, int] = {}
+    for node_id in spec.topological_order:
+        node = spec.node(node_id)
+        if node.op == "input":
+            longest[node_id] = 0
+            continue
+        reach = [longest[i] for i in spec.inputs(node_id) if longest[i] >= 0]
+        if node.op == "zero" or not reach:
+            longest[node_id] = -1
+            continue
+        longest[node_id] = max(reach) + (node.op not in _STRUCTURAL_OPS)
+    return max(longest[spec.output_id], 0)
+
+
+def split_key(spec: ArchitectureSpec, split: str) -> str:
+    """Which part of a few-shot split ``spec`` falls in (see ``WeightSharingEvaluator``).
+
+    ``split="depth"``: :func:`path_depth`. ``split="op:<node id>"``: the op of that node with
+    its config except :data:`SLICED_FIELDS` (so ``conv`` 3x3 and 5x5 differ, widths do not),
+    or ``"absent"`` where the spec has no such node -- Zhao et al.'s split of one compound
+    edge into its operations.
+    """
+    if split == "depth":
+        return str(path_depth(spec))
+    if split.startswith("op:") and len(split) > 3:
+        node_id = split[3:]
+        if not any(node.id == node_id for node in spec.nodes):
+            return "absent"
+        node = spec.node(node_id)
+        cfg = {k: v for k, v in node.to_dict()["config"].items() if k not in SLICED_FIELDS}
+        return f"{node.op}|{json.dumps(cfg, sort_keys=True)}"
+    raise ValueError(
+        f"unknown few-shot split {split!r}: use 'depth' or 'op:<node id>' (e.g. 'op:layer1')."
+    )
 
 
 def recalibrate_batchnorm(
@@ -276,6 +323,7 @@ class Supernet:
         *,
         config: TrainingConfig,
         fair: bool = False,
+        accept: Callable[[ArchitectureSpec], bool] | None = None,
     ) -> int:
         """Train the supernet, one uniformly sampled path per batch; returns the steps run.
 
@@ -283,6 +331,11 @@ class Supernet:
         of every parameter equally often), sums their gradients on the batch and takes one
         optimiser step (FairNAS's strict fairness, Chu et al., ICCV 2021): a step costs as
         many forward and backward passes as the largest parameter has choices.
+
+        With ``accept``, only paths it accepts are trained (a few-shot sub-supernet's part of
+        the space): a uniform draw is repeated until one is accepted, so the accepted paths
+        are still drawn uniformly among themselves; of fair draws, the accepted ones are
+        trained (drawn again until at least one is).
 
         ``batches`` is iterated once per epoch of ``config``. A step whose loss is not finite
         raises ``FloatingPointError`` (a diverged supernet scores nothing usefully). Each
@@ -301,8 +354,7 @@ class Supernet:
         for epoch in range(config.epochs):
             loss_sum, epoch_steps = 0.0, 0
             for inputs, labels in batches:
-                draws = sample_fair(dists, rng) if fair else [sample_uniform(dists, rng)]
-                specs = [self.space.decode(params) for params in draws]
+                specs = self._draw(dists, rng, fair=fair, accept=accept)
                 paths = [self._path(spec) for spec in specs]
                 for spec, path in zip(specs, paths, strict=True):
                     self._ensure(spec, path, optimizer)
@@ -342,6 +394,37 @@ class Supernet:
                 scheduler.step()
         self.steps_trained += steps
         return steps
+
+    def _draw(
+        self,
+        dists: Mapping[str, BaseDistribution],
+        rng: np.random.Generator,
+        *,
+        fair: bool,
+        accept: Callable[[ArchitectureSpec], bool] | None,
+    ) -> list[ArchitectureSpec]:
+        for _ in range(_MAX_REJECTIONS):
+            draws = sample_fair(dists, rng) if fair else [sample_uniform(dists, rng)]
+            specs = [self.space.decode(params) for params in draws]
+            if accept is not None:
+                specs = [spec for spec in specs if accept(spec)]
+            if specs:
+                return specs
+        raise ValueError(
+            f"no path accepted in {_MAX_REJECTIONS} draws: the part of the space to train is "
+            "empty or too rare to sample."
+        )
+
+    def copy(self, *, seed: int | None = None) -> Supernet:
+        """An independent supernet starting from a copy of these tensors (a few-shot
+        sub-supernet's initialisation); ``seed`` (default: this one's) drives its sampling."""
+        new = Supernet(self.space, seed=self.seed if seed is None else seed, device=self.device)
+        for key, tensor in self.tensors.items():
+            value = tensor.detach().clone()
+            new.tensors[key] = nn.Parameter(value) if key in self.param_keys else value
+        new.param_keys = set(self.param_keys)
+        new.steps_trained = self.steps_trained
+        return new
 
     def _optimizer(self, config: TrainingConfig) -> torch.optim.Optimizer:
         params = [t for k, t in self.tensors.items() if k in self.param_keys]

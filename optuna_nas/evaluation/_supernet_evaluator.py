@@ -8,6 +8,8 @@ trains it is decided by a claim in the study's system attrs (see :meth:`attach`)
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 import hashlib
 import itertools
 import json
@@ -33,6 +35,7 @@ from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._supernet import Supernet
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
 from optuna_nas.evaluation._supernet import sample_uniform
+from optuna_nas.evaluation._supernet import split_key
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import evaluate_accuracy
 from optuna_nas.spaces import SearchSpace
@@ -79,11 +82,28 @@ class WeightSharingEvaluator(Evaluator):
             each parameter appears equally often, with one optimiser step on their summed
             gradients (FairNAS, Chu et al., ICCV 2021); a step then costs as many passes as
             the largest parameter has choices.
+        few_shot: Few-shot NAS (Zhao et al., ICML 2021): after the one-shot supernet is trained
+            (and stored, exactly as without this option, so it is shared with evaluators that
+            do not split), the space is split into parts by
+            :func:`~optuna_nas.evaluation._supernet.split_key` -- ``"depth"`` (the number of
+            computing nodes on the longest path) or ``"op:<node id>"`` (the op at one node,
+            the paper's split of a compound edge) -- and each part gets a sub-supernet that
+            starts from a copy of the one-shot weights and is trained on that part's paths
+            only, with ``few_shot_training``. A candidate is scored with its part's
+            sub-supernet. All sub-supernets are stored as one artifact.
+        few_shot_training: How each sub-supernet is trained (default: ``training``); its paths
+            are sampled as ``sampling`` says, keeping only the part's paths.
+        few_shot_min_share: Parts drawn less often than this in 1,000 uniform draws get no
+            sub-supernet; their candidates are scored with the one-shot supernet.
 
     The supernet is identified by a fingerprint of the space (its distributions and the specs
     of a few fixed paths), the data (name and split sizes), ``training``, ``batch_size``,
-    ``sampling`` and ``seed``: a study that changes any of them trains a new supernet rather
-    than reusing one that does not fit.
+    ``sampling``, ``seed`` and the few-shot settings: a study that changes any of them trains a
+    new supernet rather than reusing one that does not fit.
+
+    Simplifications of few-shot NAS: the split is chosen by the user (the paper splits the
+    compound edges in a fixed order; its successor, GM-NAS, chooses by gradient matching), and
+    every part is split off at once from one trained one-shot supernet.
     """
 
     data: DataSplits
@@ -103,6 +123,9 @@ class WeightSharingEvaluator(Evaluator):
         claim_settle_s: float = 1.0,
         claim_timeout_s: float = 3600.0,
         sampling: str = "uniform",
+        few_shot: str | None = None,
+        few_shot_training: TrainingConfig | None = None,
+        few_shot_min_share: float = 0.05,
     ) -> None:
         for name, value in (
             ("batch_size", batch_size),
@@ -119,6 +142,13 @@ class WeightSharingEvaluator(Evaluator):
                 raise ValueError(f"`{name}` must be finite and >= 0, but got {name}={seconds!r}.")
         if sampling not in ("uniform", "fair"):
             raise ValueError(f"`sampling` must be 'uniform' or 'fair', but got {sampling!r}.")
+        if few_shot is None and few_shot_training is not None:
+            raise ValueError("`few_shot_training` needs `few_shot` (e.g. few_shot='depth').")
+        if not (isinstance(few_shot_min_share, (int, float)) and 0 <= few_shot_min_share < 1):
+            raise ValueError(
+                "`0 <= few_shot_min_share < 1` must hold, but got "
+                f"few_shot_min_share={few_shot_min_share!r}."
+            )
         if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
             raise ValueError(
                 f"`space` builds networks for input_shape={space.input_shape} and "
@@ -137,8 +167,18 @@ class WeightSharingEvaluator(Evaluator):
         self.claim_settle_s = float(claim_settle_s)
         self.claim_timeout_s = float(claim_timeout_s)
         self.sampling = sampling
+        self.few_shot = few_shot
+        self.few_shot_training = few_shot_training or training
+        self.few_shot_min_share = float(few_shot_min_share)
+        self.few_shot_parts: tuple[str, ...] = ()
+        """The parts of the split that get a sub-supernet (empty without ``few_shot``)."""
+        if few_shot is not None:
+            self.few_shot_parts = self._parts(few_shot)
         self.fingerprint = self._fingerprint()
         self.supernet: Supernet | None = None
+        """The one-shot supernet (also with ``few_shot``)."""
+        self.sub_supernets: dict[str, Supernet] = {}
+        """With ``few_shot``: part -> its trained sub-supernet."""
         self.artifact_id: str | None = None
         self.training_steps_run = 0
         """Supernet training steps run by this evaluator object (0 when it downloaded one)."""
@@ -159,17 +199,43 @@ class WeightSharingEvaluator(Evaluator):
         claim within ``claim_settle_s`` of each other may both train; the one that finishes
         second then finds the recorded artifact and uses it instead of its own, so all workers
         still score with the same supernet.
+
+        With ``few_shot`` the one-shot supernet is attached first, exactly as by an evaluator
+        without the option, and the sub-supernets are then claimed, trained, stored and
+        recorded (with ``sub_supernets``: each part's steps, seconds and losses) the same way
+        under this evaluator's fingerprint.
         """
         where = (study._study_id, study.study_name)
         if self._attached_to == where:
             return
+        if self.few_shot is None:
+            self._attach_artifact(study, self.fingerprint, self._train_one_shot, self._adopt)
+        else:
+            one_shot = self._one_shot_evaluator()
+            one_shot.attach(study)
+            self.training_steps_run += one_shot.training_steps_run
+            self.supernet = one_shot.supernet
+            self._attach_artifact(
+                study, self.fingerprint, self._train_sub_supernets, self._adopt_sub_supernets
+            )
+        self._attached_to = where
+
+    def _attach_artifact(
+        self,
+        study: optuna.Study,
+        fingerprint: str,
+        train: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
+        adopt: Callable[[dict[str, Any], str], None],
+    ) -> None:
+        """The claim protocol of :meth:`attach` for one artifact (``train`` returns the state
+        to store and the record; ``adopt`` takes a stored or fresh state and its id)."""
         storage, study_id = study._storage, study._study_id
-        key, claim_key = ATTR_PREFIX + self.fingerprint, CLAIM_PREFIX + self.fingerprint
+        key, claim_key = ATTR_PREFIX + fingerprint, CLAIM_PREFIX + fingerprint
         while True:
             attrs = storage.get_study_system_attrs(study_id)
             if key in attrs:
-                self._download(attrs[key]["artifact_id"])
-                break
+                adopt(self._load(attrs[key]["artifact_id"]), attrs[key]["artifact_id"])
+                return
             claim = attrs.get(claim_key)
             if claim is None or time.time() - claim["time"] > self.claim_timeout_s:
                 token = uuid.uuid4().hex
@@ -185,58 +251,132 @@ class WeightSharingEvaluator(Evaluator):
                     storage.get_study_system_attrs(study_id).get(claim_key, {}).get("token")
                     == token
                 ):
-                    self._train_and_store(study)
-                    break
+                    state, record = train()
+                    recorded = storage.get_study_system_attrs(study_id).get(key)
+                    if recorded is not None:  # another worker won the race; use its artifact
+                        adopt(self._load(recorded["artifact_id"]), recorded["artifact_id"])
+                        return
+                    artifact_id = self._store(study, state)
+                    storage.set_study_system_attr(
+                        study_id, key, {"artifact_id": artifact_id, **record}
+                    )
+                    adopt(state, artifact_id)
+                    return
             time.sleep(self.poll_interval_s)
-        self._attached_to = where
 
-    def _train_and_store(self, study: optuna.Study) -> None:
+    def _train_one_shot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         supernet = Supernet(self.space, seed=self.seed, device=self.device)
         train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             steps = supernet.train(train, config=self.training, fair=self.sampling == "fair")
-        seconds = time.perf_counter() - start
         self.training_steps_run += steps
-        storage, study_id = study._storage, study._study_id
-        key = ATTR_PREFIX + self.fingerprint
-        recorded = storage.get_study_system_attrs(study_id).get(key)
-        if recorded is not None:  # another worker won the race; use its supernet
-            self._download(recorded["artifact_id"])
-            return
+        return supernet.state_dict(), {
+            "steps": steps,
+            "train_seconds": round(time.perf_counter() - start, 3),
+            "space": self.space.name,
+            "epoch_losses": [round(loss, 4) for loss in supernet.epoch_losses],
+        }
+
+    def _train_sub_supernets(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        assert self.supernet is not None and self.few_shot is not None
+        split = self.few_shot
+        train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
+        states: dict[str, Any] = {}
+        records: dict[str, Any] = {}
+        for i, part in enumerate(self.few_shot_parts):
+            sub = self.supernet.copy(seed=self.seed + 1 + i)
+            start = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + 1 + i)
+                steps = sub.train(
+                    train,
+                    config=self.few_shot_training,
+                    fair=self.sampling == "fair",
+                    accept=lambda spec, part=part: split_key(spec, split) == part,  # type: ignore[misc]
+                )
+            self.training_steps_run += steps
+            states[part] = sub.state_dict()
+            records[part] = {
+                "steps": steps,
+                "train_seconds": round(time.perf_counter() - start, 3),
+                "epoch_losses": [round(loss, 4) for loss in sub.epoch_losses],
+            }
+        record = {
+            "steps": sum(r["steps"] for r in records.values()),
+            "train_seconds": round(sum(r["train_seconds"] for r in records.values()), 3),
+            "space": self.space.name,
+            "few_shot": split,
+            "sub_supernets": records,
+        }
+        return {"few_shot": split, "sub_supernets": states}, record
+
+    def _adopt(self, state: dict[str, Any], artifact_id: str) -> None:
+        supernet = Supernet(self.space, seed=self.seed, device=self.device)
+        supernet.load_state_dict(state)
+        self.supernet, self.artifact_id = supernet, artifact_id
+
+    def _adopt_sub_supernets(self, state: dict[str, Any], artifact_id: str) -> None:
+        subs: dict[str, Supernet] = {}
+        for part, sub_state in state["sub_supernets"].items():
+            sub = Supernet(self.space, seed=self.seed, device=self.device)
+            sub.load_state_dict(sub_state)
+            subs[part] = sub
+        self.sub_supernets, self.artifact_id = subs, artifact_id
+
+    def _store(self, study: optuna.Study, state: dict[str, Any]) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "supernet.pt")
-            torch.save(supernet.state_dict(), path)
-            artifact_id = upload_artifact(
+            torch.save(state, path)
+            return upload_artifact(
                 artifact_store=self.artifact_store,
                 file_path=path,
                 study_or_trial=study,
                 mimetype="application/octet-stream",
             )
-        storage.set_study_system_attr(
-            study_id,
-            key,
-            {
-                "artifact_id": artifact_id,
-                "steps": steps,
-                "train_seconds": round(seconds, 3),
-                "space": self.space.name,
-                "epoch_losses": [round(loss, 4) for loss in supernet.epoch_losses],
-            },
-        )
-        self.supernet, self.artifact_id = supernet, artifact_id
 
-    def _download(self, artifact_id: str) -> None:
+    def _load(self, artifact_id: str) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "supernet.pt")
             download_artifact(
                 artifact_store=self.artifact_store, file_path=path, artifact_id=artifact_id
             )
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        supernet = Supernet(self.space, seed=self.seed, device=self.device)
-        supernet.load_state_dict(state)
-        self.supernet, self.artifact_id = supernet, artifact_id
+            state: dict[str, Any] = torch.load(path, map_location=self.device, weights_only=True)
+        return state
+
+    def _one_shot_evaluator(self) -> WeightSharingEvaluator:
+        return WeightSharingEvaluator(
+            self.data,
+            space=self.space,
+            artifact_store=self.artifact_store,
+            training=self.training,
+            batch_size=self.batch_size,
+            calibration_batches=self.calibration_batches,
+            seed=self.seed,
+            device=self.device,
+            poll_interval_s=self.poll_interval_s,
+            claim_settle_s=self.claim_settle_s,
+            claim_timeout_s=self.claim_timeout_s,
+            sampling=self.sampling,
+        )
+
+    def _parts(self, split: str) -> tuple[str, ...]:
+        rng = np.random.default_rng(self.seed)
+        dists = self.space.distributions()
+        draws = 1000
+        counts = Counter(
+            split_key(self.space.decode(sample_uniform(dists, rng)), split) for _ in range(draws)
+        )
+        parts = tuple(sorted(p for p, n in counts.items() if n >= self.few_shot_min_share * draws))
+        if len(parts) < 2:
+            raise ValueError(
+                f"few_shot={split!r} does not split this {self.space.name} space: "
+                f"{dict(counts)} in {draws} uniform draws leave {len(parts)} part(s) with a "
+                f"share >= few_shot_min_share={self.few_shot_min_share}; choose another split "
+                "('depth' or 'op:<node id>' of a node whose op is searched)."
+            )
+        return parts
 
     def _fingerprint(self) -> str:
         rng = np.random.default_rng(0)
@@ -258,6 +398,12 @@ class WeightSharingEvaluator(Evaluator):
         }
         if self.sampling != "uniform":  # uniform supernets stored before the option keep theirs
             described["sampling"] = self.sampling
+        if self.few_shot is not None:
+            described["few_shot"] = {
+                "split": self.few_shot,
+                "parts": list(self.few_shot_parts),
+                "training": repr(self.few_shot_training),
+            }
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -270,7 +416,12 @@ class WeightSharingEvaluator(Evaluator):
                 "(NASObjective does so before every evaluation)."
             )
         start = time.perf_counter()
-        model, inherited = self.supernet.inherit(spec, seed=seed)
+        supernet, part = self.supernet, "one-shot"
+        if self.few_shot is not None:
+            key = split_key(spec, self.few_shot)
+            if key in self.sub_supernets:
+                supernet, part = self.sub_supernets[key], key
+        model, inherited = supernet.inherit(spec, seed=seed)
         train, val, _ = make_loaders(self.data, batch_size=self.batch_size, seed=seed)
         batches = list(itertools.islice(train, self.calibration_batches))
         recalibrate_batchnorm(model, batches, device=self.device)
@@ -281,6 +432,7 @@ class WeightSharingEvaluator(Evaluator):
                 "ws_inherited_fraction": round(inherited, 6),
                 "ws_seconds": round(time.perf_counter() - start, 4),
                 "supernet_artifact_id": self.artifact_id,
+                **({"ws_sub_supernet": part} if self.few_shot is not None else {}),
             },
             model=model,
         )

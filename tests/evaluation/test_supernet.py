@@ -25,8 +25,10 @@ from optuna_nas.evaluation import Supernet
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import WeightSharingEvaluator
 from optuna_nas.evaluation import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet import path_depth
 from optuna_nas.evaluation._supernet import sample_fair
 from optuna_nas.evaluation._supernet import sample_uniform
+from optuna_nas.evaluation._supernet import split_key
 from optuna_nas.evaluation._supernet_evaluator import ATTR_PREFIX
 from optuna_nas.nn import module_name
 from optuna_nas.objective import NASObjective
@@ -292,6 +294,97 @@ def test_fair_supernet_trains_every_op_of_a_layer_in_each_step(digits: DataSplit
     assert len(fair.epoch_losses) == 1 and 0 < fair.epoch_losses[0] < 5
 
 
+def test_path_depth_counts_computing_nodes_on_the_longest_path(digits: DataSplits) -> None:
+    space = small_chain(digits)
+    base = {"activation": "relu", "layer1/width": 8, "layer2/width": 8, "layer3/width": 8}
+    skips = {f"layer{i}/skip": "none" for i in (1, 2, 3)}
+    convs = {f"layer{i}/op": "conv_3x3" for i in (1, 2, 3)}
+    # stem, the layers, global pooling, classifier
+    deep = space.decode({**base, **skips, **convs, "depth": 3, "layer3/stride": 1})
+    assert path_depth(deep) == 6 and split_key(deep, "depth") == "6"
+    shallow = space.decode({**base, **skips, **convs, "depth": 2})
+    assert path_depth(shallow) == 5
+    # an identity layer and a residual skip do not lengthen the path
+    with_identity = {**base, **skips, **convs, "depth": 3, "layer2/op": "identity"}
+    assert path_depth(space.decode({**with_identity, "layer3/stride": 1})) == 5
+    assert split_key(deep, "op:layer1") != split_key(
+        space.decode(
+            {**base, **skips, **convs, "depth": 3, "layer3/stride": 1, "layer1/op": "conv_5x5"}
+        ),
+        "op:layer1",
+    )
+    assert split_key(shallow, "op:layer3") == "absent"
+    # a cell whose every edge is `none` (a `zero` op) passes nothing on: no path reaches the
+    # output
+    cell = small_cell(digits)
+    params = sample_uniform(cell.distributions(), np.random.default_rng(0))
+    all_zero = {
+        k: "none" if "none" in getattr(d, "choices", ()) else params[k]
+        for k, d in cell.distributions().items()
+    }
+    assert path_depth(cell.decode(params)) > 0
+    assert path_depth(cell.decode(all_zero)) == 0
+
+
+def test_few_shot_sub_supernets_train_only_their_part_and_are_stored_once(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    (tmp_path / "artifacts").mkdir()
+    space = small_chain(digits)
+    storage = f"sqlite:///{tmp_path / 'ws.db'}"
+    study = optuna.create_study(storage=storage, study_name="ws", direction="maximize")
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "artifacts"))
+
+    def make(**kwargs: Any) -> WeightSharingEvaluator:
+        return WeightSharingEvaluator(
+            digits,
+            space=space,
+            artifact_store=store,
+            training=TrainingConfig(epochs=1),
+            seed=0,
+            poll_interval_s=0.05,
+            claim_settle_s=0.0,
+            **kwargs,
+        )
+
+    one_shot = make()
+    one_shot.attach(study)
+    assert one_shot.training_steps_run == 17
+    few = make(few_shot="op:layer1", few_shot_training=TrainingConfig(epochs=1))
+    few.attach(study)
+    # the one-shot supernet is reused from the store; each of the 8 parts trains 17 steps
+    parts = few.few_shot_parts
+    assert len(parts) == 8 and few.training_steps_run == 8 * 17
+    assert few.supernet is not None and set(few.sub_supernets) == set(parts)
+    recorded = study._storage.get_study_system_attrs(study._study_id)[
+        ATTR_PREFIX + few.fingerprint
+    ]
+    assert recorded["few_shot"] == "op:layer1" and recorded["steps"] == 8 * 17
+    assert set(recorded["sub_supernets"]) == set(parts)
+
+    # A sub-supernet only trains its part: the max-pool part never moves layer 1's conv
+    # weights, the conv-3x3 part does, and neither touches the one-shot supernet.
+    pool = next(p for p in parts if p.startswith("max_pool"))
+    conv3 = next(p for p in parts if p.startswith("conv") and '"kernel": 3' in p)
+    key = next(
+        k for k in few.supernet.tensors if k.startswith("layer1|conv|") and '"kernel": 3' in k
+    )
+    before = one_shot.supernet.tensors[key]  # type: ignore[union-attr]
+    assert torch.equal(few.supernet.tensors[key], before)
+    assert torch.equal(few.sub_supernets[pool].tensors[key], before)
+    assert not torch.equal(few.sub_supernets[conv3].tensors[key], before)
+
+    # Candidates are scored with their part's sub-supernet; a new evaluator downloads them all.
+    params = sample_uniform(space.distributions(), np.random.default_rng(1))
+    spec = space.decode({**params, "layer1/op": "conv_3x3"})
+    result = few.evaluate(spec, report=None, seed=0)
+    assert result.metrics["ws_sub_supernet"] == conv3
+    again = make(few_shot="op:layer1", few_shot_training=TrainingConfig(epochs=1))
+    again.attach(study)
+    assert again.training_steps_run == 0 and again.artifact_id == few.artifact_id
+    assert again.evaluate(spec, report=None, seed=0).values == result.values
+
+
 def test_bad_arguments_and_missing_attach_raise_clear_errors(
     digits: DataSplits, tmp_path: Path
 ) -> None:
@@ -310,6 +403,14 @@ def test_bad_arguments_and_missing_attach_raise_clear_errors(
         make(space=ChainSpace(input_shape=(3, 8, 8), num_outputs=10))
     with pytest.raises(ValueError, match="sampling"):
         make(sampling="greedy")
+    with pytest.raises(ValueError, match="unknown few-shot split 'width'"):
+        make(few_shot="width")
+    with pytest.raises(ValueError, match="does not split this chain space"):
+        make(few_shot="op:stem")  # the stem's op is not searched
+    with pytest.raises(ValueError, match="needs `few_shot`"):
+        make(few_shot_training=TrainingConfig(epochs=1))
+    with pytest.raises(ValueError, match="few_shot_min_share"):
+        make(few_shot="depth", few_shot_min_share=1.0)
     ev, fair = make(), make(sampling="fair")
     assert fair.fingerprint != ev.fingerprint  # a fair supernet is never mistaken for SPOS's
     with pytest.raises(RuntimeError, match="attach"):
