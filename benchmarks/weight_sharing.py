@@ -23,6 +23,11 @@ ground truth is their mean (tau and rho against the first seed alone are reporte
 Standalone training is re-timed in this process, serially, on the first 3 architectures unless
 the ground truth was trained here by one process, so that both costs come from one process.
 
+With ``--few-shot SPLIT`` (``depth``, ``op:<node id>`` or ``auto``), the evaluator also trains
+few-shot sub-supernets (``--few-shot-epochs`` each) from the one-shot supernet of the same
+settings (reused from ``--workdir`` if an earlier run trained it) and scores each candidate with
+its part's sub-supernet; the supernet seconds then include the sub-supernets'.
+
 The run writes ``benchmarks/results/weight_sharing.json`` (one entry per data set, the others
 kept) and regenerates the "## Weight sharing (SPOS)" section of ``benchmarks/RESULTS.md`` from
 it. ``--smoke`` runs a tiny version in seconds and writes nothing under ``benchmarks/``.
