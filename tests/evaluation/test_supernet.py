@@ -384,32 +384,6 @@ def test_few_shot_sub_supernets_train_only_their_part_and_are_stored_once(
     assert again.training_steps_run == 0 and again.artifact_id == few.artifact_id
     assert again.evaluate(spec, report=None, seed=0).values == result.values
 
-    # "auto": gradient matching on the stored one-shot supernet picks the least agreeing split.
-    before_all = {k: t.detach().clone() for k, t in few.supernet.tensors.items()}
-    auto = make(few_shot="auto", few_shot_training=TrainingConfig(epochs=1))
-    assert auto.few_shot_split is None and "depth" in auto._splits
-    auto.attach(study)
-    recorded = study._storage.get_study_system_attrs(study._study_id)[
-        ATTR_PREFIX + auto.fingerprint
-    ]
-    similarity = recorded["split_similarity"]
-    assert set(similarity) == set(auto._splits)
-    assert all(-1 <= v <= 1 for v in similarity.values())
-    assert auto.few_shot_split == recorded["few_shot"] == min(similarity, key=similarity.get)
-    assert auto.few_shot_parts == auto._splits[auto.few_shot_split]
-    assert all(torch.equal(t, before_all[k]) for k, t in one_shot.supernet.tensors.items())
-    assert auto.evaluate(spec, report=None, seed=0).metrics["ws_sub_supernet"] in (
-        *auto.few_shot_parts,
-        "one-shot",
-    )
-    downloaded = make(few_shot="auto", few_shot_training=TrainingConfig(epochs=1))
-    downloaded.attach(study)
-    assert downloaded.training_steps_run == 0
-    assert (downloaded.few_shot_split, downloaded.few_shot_parts) == (
-        auto.few_shot_split,
-        auto.few_shot_parts,
-    )
-
 
 def test_bad_arguments_and_missing_attach_raise_clear_errors(
     digits: DataSplits, tmp_path: Path
