@@ -47,7 +47,6 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
-import itertools
 import json
 import math
 from typing import Any
@@ -199,15 +198,6 @@ def split_key(spec: ArchitectureSpec, split: str) -> str:
     raise ValueError(
         f"unknown few-shot split {split!r}: use 'depth' or 'op:<node id>' (e.g. 'op:layer1')."
     )
-
-
-def in_part(split: str, part: str) -> Callable[[ArchitectureSpec], bool]:
-    """Whether a spec falls in ``part`` of ``split`` (see :func:`split_key`)."""
-
-    def accept(spec: ArchitectureSpec) -> bool:
-        return split_key(spec, split) == part
-
-    return accept
 
 
 def recalibrate_batchnorm(
@@ -425,66 +415,6 @@ class Supernet:
             "empty or too rare to sample."
         )
 
-    def gradient_similarity(
-        self,
-        batches: Sequence[Sequence[torch.Tensor]],
-        split: str,
-        parts: Sequence[str],
-        *,
-        rng: np.random.Generator,
-    ) -> float:
-        """How much the parts of ``split`` agree on the shared weights: GM-NAS's criterion.
-
-        Hu et al., "Generalizing Few-Shot NAS with Gradient Matching", ICLR 2022: for each
-        part, the gradient of the loss with respect to the supernet's weights is summed over
-        one uniformly drawn path of that part per batch of ``batches``; only the tensors every
-        part uses (the weights the parts would share) enter; the score is the mean pairwise
-        cosine similarity of the parts' gradients. A low score means the parts pull the shared
-        weights in different directions, so splitting them apart removes the most
-        interference. Neither the tensors nor their gradients are changed (tensors a drawn path
-        needs beyond the trained ones are grown in a copy).
-        """
-        if len(parts) < 2:
-            raise ValueError(f"a split needs at least 2 parts, but got {list(parts)}.")
-        probe = self.copy()
-        dists = self.space.distributions()
-        grads: list[dict[str, torch.Tensor]] = []
-        for part in parts:
-            total: dict[str, torch.Tensor] = {}
-            for inputs, labels in batches:
-                (spec,) = probe._draw(dists, rng, fair=False, accept=in_part(split, part))
-                path = probe._path(spec)
-                probe._ensure(spec, path, None)
-                keys = sorted({e.shared_key for e in path.entries.values() if e.is_param})
-                path.model.train()
-                logits = torch.func.functional_call(
-                    path.model,
-                    probe._path_tensors(path),
-                    (inputs.to(self.device),),
-                )
-                loss = F.cross_entropy(logits, labels.to(self.device))
-                values = torch.autograd.grad(loss, [probe.tensors[k] for k in keys])
-                for key, value in zip(keys, values, strict=True):
-                    total[key] = _add_padded(total[key], value) if key in total else value
-            grads.append(total)
-        shared = sorted(set.intersection(*(set(part_grads) for part_grads in grads)))
-        if not shared:
-            return 0.0
-        vectors = []
-        for part_grads in grads:
-            pieces = []
-            for key in shared:  # a tensor grown by a later draw: compare on the common block
-                shape = tuple(
-                    min(other[key].shape[d] for other in grads)
-                    for d in range(part_grads[key].dim())
-                )
-                pieces.append(part_grads[key][_region(shape)].flatten())
-            vectors.append(torch.cat(pieces))
-        sims = [
-            float(F.cosine_similarity(a, b, dim=0)) for a, b in itertools.combinations(vectors, 2)
-        ]
-        return float(np.mean(sims))
-
     def copy(self, *, seed: int | None = None) -> Supernet:
         """An independent supernet starting from a copy of these tensors (a few-shot
         sub-supernet's initialisation); ``seed`` (default: this one's) drives its sampling."""
@@ -571,17 +501,6 @@ def _entries(spec: ArchitectureSpec, model: BuiltModel) -> dict[str, _Entry]:
                 base + suffix, tuple(tensor.shape), state_key in param_names
             )
     return entries
-
-
-def _add_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a + b`` for tensors whose shapes may differ (each zero-padded to the larger one)."""
-    if a.shape == b.shape:
-        return a + b
-    shape = tuple(max(x, y) for x, y in zip(a.shape, b.shape, strict=True))
-    out = torch.zeros(shape, dtype=a.dtype, device=a.device)
-    out[_region(tuple(a.shape))] += a
-    out[_region(tuple(b.shape))] += b
-    return out
 
 
 def _region(shape: tuple[int, ...]) -> tuple[slice, ...]:

@@ -33,7 +33,6 @@ from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._supernet import Supernet
-from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
 from optuna_nas.evaluation._supernet import sample_uniform
 from optuna_nas.evaluation._supernet import split_key
@@ -49,11 +48,6 @@ if TYPE_CHECKING:
 ATTR_PREFIX = "optuna_nas:supernet:"
 """Study system attr ``ATTR_PREFIX + fingerprint`` holds the stored supernet's artifact id."""
 CLAIM_PREFIX = "optuna_nas:supernet_claim:"
-GRADIENT_MATCHING_BATCHES = 32
-"""Training batches (one path of each part per batch) behind ``few_shot="auto"``'s choice."""
-_SPLIT_DRAWS = 1000
-_AUTO_MIN_COVERAGE = 0.9
-"""``"auto"`` only considers splits whose sub-supernets cover this share of uniform draws."""
 """Study system attr ``CLAIM_PREFIX + fingerprint`` holds the claim of the worker training it."""
 
 
@@ -96,13 +90,7 @@ class WeightSharingEvaluator(Evaluator):
             the paper's split of a compound edge) -- and each part gets a sub-supernet that
             starts from a copy of the one-shot weights and is trained on that part's paths
             only, with ``few_shot_training``. A candidate is scored with its part's
-            sub-supernet. All sub-supernets are stored as one artifact. ``"auto"`` chooses the
-            split by gradient matching (GM-NAS, Hu et al., ICLR 2022): among ``"depth"`` and
-            every node whose op varies (where the parts with a sub-supernet cover at least 90%
-            of uniform draws), the split whose parts' gradients on the shared weights
-            of the trained one-shot supernet agree least
-            (:meth:`~optuna_nas.evaluation.Supernet.gradient_similarity`, on
-            ``GRADIENT_MATCHING_BATCHES`` training batches); the scores are recorded.
+            sub-supernet. All sub-supernets are stored as one artifact.
         few_shot_training: How each sub-supernet is trained (default: ``training``); its paths
             are sampled as ``sampling`` says, keeping only the part's paths.
         few_shot_min_share: Parts drawn less often than this in 1,000 uniform draws get no
@@ -113,11 +101,9 @@ class WeightSharingEvaluator(Evaluator):
     ``sampling``, ``seed`` and the few-shot settings: a study that changes any of them trains a
     new supernet rather than reusing one that does not fit.
 
-    Simplifications of few-shot NAS and GM-NAS: one split, every part of it split off at once
-    from the one trained one-shot supernet (GM-NAS splits an edge's ops into two groups by a
-    min-cut of their similarities and can split again; here each part of the chosen split is
-    its own group), and ``"auto"`` compares splits by mean pairwise similarity instead of a
-    min-cut.
+    Simplifications of few-shot NAS: the split is chosen by the user (the paper splits the
+    compound edges in a fixed order; its successor, GM-NAS, chooses by gradient matching), and
+    every part is split off at once from one trained one-shot supernet.
     """
 
     data: DataSplits
@@ -184,15 +170,10 @@ class WeightSharingEvaluator(Evaluator):
         self.few_shot = few_shot
         self.few_shot_training = few_shot_training or training
         self.few_shot_min_share = float(few_shot_min_share)
-        self._splits: dict[str, tuple[str, ...]] = {}
-        if few_shot is not None:
-            self._splits = self._candidate_splits(few_shot)
-        self.few_shot_split: str | None = None if few_shot == "auto" else few_shot
-        """The split in use: ``few_shot``, or for ``"auto"`` the chosen one (after attach)."""
-        self.few_shot_parts: tuple[str, ...] = (
-            self._splits[few_shot] if few_shot not in (None, "auto") else ()
-        )
+        self.few_shot_parts: tuple[str, ...] = ()
         """The parts of the split that get a sub-supernet (empty without ``few_shot``)."""
+        if few_shot is not None:
+            self.few_shot_parts = self._parts(few_shot)
         self.fingerprint = self._fingerprint()
         self.supernet: Supernet | None = None
         """The one-shot supernet (also with ``few_shot``)."""
@@ -300,24 +281,11 @@ class WeightSharingEvaluator(Evaluator):
 
     def _train_sub_supernets(self) -> tuple[dict[str, Any], dict[str, Any]]:
         assert self.supernet is not None and self.few_shot is not None
+        split = self.few_shot
         train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
-        scores: dict[str, float] = {}
-        start = time.perf_counter()
-        if self.few_shot == "auto":
-            batches = list(itertools.islice(train, GRADIENT_MATCHING_BATCHES))
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed)
-                for name, parts in self._splits.items():
-                    scores[name] = self.supernet.gradient_similarity(
-                        batches, name, parts, rng=np.random.default_rng(self.seed)
-                    )
-            split = min(scores, key=lambda name: scores[name])
-        else:
-            split = self.few_shot
-        choose_seconds = time.perf_counter() - start
         states: dict[str, Any] = {}
         records: dict[str, Any] = {}
-        for i, part in enumerate(self._splits[split]):
+        for i, part in enumerate(self.few_shot_parts):
             sub = self.supernet.copy(seed=self.seed + 1 + i)
             start = time.perf_counter()
             with torch.random.fork_rng(devices=[]):
@@ -326,7 +294,7 @@ class WeightSharingEvaluator(Evaluator):
                     train,
                     config=self.few_shot_training,
                     fair=self.sampling == "fair",
-                    accept=in_part(split, part),
+                    accept=lambda spec, part=part: split_key(spec, split) == part,  # type: ignore[misc]
                 )
             self.training_steps_run += steps
             states[part] = sub.state_dict()
@@ -337,15 +305,11 @@ class WeightSharingEvaluator(Evaluator):
             }
         record = {
             "steps": sum(r["steps"] for r in records.values()),
-            "train_seconds": round(
-                choose_seconds + sum(r["train_seconds"] for r in records.values()), 3
-            ),
+            "train_seconds": round(sum(r["train_seconds"] for r in records.values()), 3),
             "space": self.space.name,
             "few_shot": split,
             "sub_supernets": records,
         }
-        if scores:
-            record["split_similarity"] = {k: round(v, 4) for k, v in scores.items()}
         return {"few_shot": split, "sub_supernets": states}, record
 
     def _adopt(self, state: dict[str, Any], artifact_id: str) -> None:
@@ -360,7 +324,6 @@ class WeightSharingEvaluator(Evaluator):
             sub.load_state_dict(sub_state)
             subs[part] = sub
         self.sub_supernets, self.artifact_id = subs, artifact_id
-        self.few_shot_split, self.few_shot_parts = state["few_shot"], tuple(subs)
 
     def _store(self, study: optuna.Study, state: dict[str, Any]) -> str:
         with tempfile.TemporaryDirectory() as tmp:
@@ -398,38 +361,22 @@ class WeightSharingEvaluator(Evaluator):
             sampling=self.sampling,
         )
 
-    def _candidate_splits(self, few_shot: str) -> dict[str, tuple[str, ...]]:
-        """Split -> its parts with a share >= ``few_shot_min_share`` of uniform draws."""
+    def _parts(self, split: str) -> tuple[str, ...]:
         rng = np.random.default_rng(self.seed)
         dists = self.space.distributions()
-        specs = [self.space.decode(sample_uniform(dists, rng)) for _ in range(_SPLIT_DRAWS)]
-        if few_shot == "auto":
-            nodes = {n.id for spec in specs for n in spec.nodes if n.op != "input"}
-            names = ["depth", *(f"op:{node}" for node in sorted(nodes))]
-        else:
-            names = [few_shot]
-        splits: dict[str, tuple[str, ...]] = {}
-        for split in names:
-            counts = Counter(split_key(spec, split) for spec in specs)
-            parts = tuple(
-                sorted(p for p, n in counts.items() if n >= self.few_shot_min_share * len(specs))
-            )
-            covered = sum(counts[p] for p in parts) / len(specs)
-            if len(parts) >= 2 and (few_shot != "auto" or covered >= _AUTO_MIN_COVERAGE):
-                splits[split] = parts
-            elif few_shot != "auto":
-                raise ValueError(
-                    f"few_shot={split!r} does not split this {self.space.name} space: "
-                    f"{dict(counts)} in {len(specs)} uniform draws leave {len(parts)} part(s) "
-                    f"with a share >= few_shot_min_share={self.few_shot_min_share}; choose "
-                    "another split ('depth' or 'op:<node id>' of a node whose op is searched)."
-                )
-        if not splits:
+        draws = 1000
+        counts = Counter(
+            split_key(self.space.decode(sample_uniform(dists, rng)), split) for _ in range(draws)
+        )
+        parts = tuple(sorted(p for p, n in counts.items() if n >= self.few_shot_min_share * draws))
+        if len(parts) < 2:
             raise ValueError(
-                f"few_shot='auto' found no split of this {self.space.name} space with 2 parts "
-                f"of a share >= few_shot_min_share={self.few_shot_min_share}."
+                f"few_shot={split!r} does not split this {self.space.name} space: "
+                f"{dict(counts)} in {draws} uniform draws leave {len(parts)} part(s) with a "
+                f"share >= few_shot_min_share={self.few_shot_min_share}; choose another split "
+                "('depth' or 'op:<node id>' of a node whose op is searched)."
             )
-        return splits
+        return parts
 
     def _fingerprint(self) -> str:
         rng = np.random.default_rng(0)
@@ -454,7 +401,7 @@ class WeightSharingEvaluator(Evaluator):
         if self.few_shot is not None:
             described["few_shot"] = {
                 "split": self.few_shot,
-                "candidates": {k: list(v) for k, v in self._splits.items()},
+                "parts": list(self.few_shot_parts),
                 "training": repr(self.few_shot_training),
             }
         text = json.dumps(described, sort_keys=True, default=str)
@@ -470,8 +417,8 @@ class WeightSharingEvaluator(Evaluator):
             )
         start = time.perf_counter()
         supernet, part = self.supernet, "one-shot"
-        if self.few_shot_split is not None:
-            key = split_key(spec, self.few_shot_split)
+        if self.few_shot is not None:
+            key = split_key(spec, self.few_shot)
             if key in self.sub_supernets:
                 supernet, part = self.sub_supernets[key], key
         model, inherited = supernet.inherit(spec, seed=seed)
@@ -485,7 +432,7 @@ class WeightSharingEvaluator(Evaluator):
                 "ws_inherited_fraction": round(inherited, 6),
                 "ws_seconds": round(time.perf_counter() - start, 4),
                 "supernet_artifact_id": self.artifact_id,
-                **({"ws_sub_supernet": part} if self.few_shot_split is not None else {}),
+                **({"ws_sub_supernet": part} if self.few_shot is not None else {}),
             },
             model=model,
         )
