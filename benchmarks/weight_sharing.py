@@ -15,7 +15,8 @@ Ground truth: ``benchmarks/results/ground_truth_<space><suffix>.json`` (seed ``1
 architecture ``i``) and ``..._seed2.json`` (seed ``2000 + i``), each a list of ``{params,
 val_accuracy, train_seconds, val_accuracy_curve, ...}``; the suffix is empty for digits (the
 files ``benchmarks/pruners.py`` replays) and ``_mnist12`` / ``_mnist16`` for MNIST, followed by
-``_<E>ep`` for a ground truth of ``--gt-epochs E`` other than 10. They are read if they
+``_<E>ep`` for a ground truth of ``--gt-epochs E`` other than 10 and ``_archs<S>`` for
+architectures drawn with ``--arch-seed S`` other than 0. They are read if they
 exist, otherwise trained here: ``TrainingConfig(epochs=--gt-epochs)`` (SGD, lr 0.05, Nesterov
 momentum 0.9, cosine, weight decay 5e-4), batch size 64, one torch thread per process, the
 smaller skeletons of :data:`SPACE_CONFIG`, ``--jobs`` processes. When both seeds exist the
@@ -170,6 +171,7 @@ def ground_truth(
     processes at a time; an existing file is never overwritten.
     """
     suffix = DATA[args.data][2] + (f"_{args.gt_epochs}ep" if args.gt_epochs != 10 else "")
+    suffix += f"_archs{args.arch_seed}" if args.arch_seed != 0 else ""
     paths = (
         [None, None]
         if args.smoke
@@ -179,7 +181,7 @@ def ground_truth(
         ]
     )
     wanted = [True, args.train_noise_ceiling and not args.smoke]
-    archs = sample_archs(space, args.archs)
+    archs = sample_archs(space, args.archs, seed=args.arch_seed)
     found: list[list[dict[str, Any]] | None] = [None, None]
     jobs: list[tuple[int, tuple[str, str, dict[str, Any], int, int]]] = []
     for k, path in enumerate(paths):
@@ -418,6 +420,12 @@ def main() -> None:
     )
     parser.add_argument("--data", choices=sorted(DATA), default="digits")
     parser.add_argument("--archs", type=int, default=30)
+    parser.add_argument(
+        "--arch-seed",
+        type=int,
+        default=0,
+        help="seed of the architecture draw (another seed: a held-out set of architectures)",
+    )
     parser.add_argument("--gt-epochs", type=int, default=10)
     parser.add_argument("--supernet-epochs", type=int, default=40)
     parser.add_argument("--supernet-lr", type=float, default=0.05)
@@ -541,6 +549,8 @@ def main() -> None:
         key += f"+fewshot-{args.few_shot}-{args.few_shot_epochs}ep"
     if args.gt_epochs != 10:
         key += f"+gt{args.gt_epochs}ep"
+    if args.arch_seed != 0:
+        key += f"+archs{args.arch_seed}"
     previous = result["runs"].get(key)
     if previous is not None and set(previous["spaces"]) - set(rows):
         run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun
