@@ -16,7 +16,8 @@ architecture ``i``) and ``..._seed2.json`` (seed ``2000 + i``), each a list of `
 val_accuracy, train_seconds, val_accuracy_curve, ...}``; the suffix is empty for digits (the
 files ``benchmarks/pruners.py`` replays) and ``_mnist12`` / ``_mnist16`` for MNIST, followed by
 ``_<E>ep`` for a ground truth of ``--gt-epochs E`` other than 10 and ``_archs<S>`` for
-architectures drawn with ``--arch-seed S`` other than 0. They are read if they
+architectures drawn with seed ``S`` other than 0 (``--arch-seeds``; with several seeds, their
+sets are pooled into one of ``N`` x seeds architectures). They are read if they
 exist, otherwise trained here: ``TrainingConfig(epochs=--gt-epochs)`` (SGD, lr 0.05, Nesterov
 momentum 0.9, cosine, weight decay 5e-4), batch size 64, one torch thread per process, the
 smaller skeletons of :data:`SPACE_CONFIG`, ``--jobs`` processes. When both seeds exist the
@@ -163,7 +164,7 @@ def read_ground_truth(path: Path) -> list[dict[str, Any]]:
 
 
 def ground_truth(
-    space_name: str, space: SearchSpace, args: argparse.Namespace
+    space_name: str, space: SearchSpace, args: argparse.Namespace, arch_seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, bool]:
     """Seed-1 entries, seed-2 entries (or None) and whether any was trained in this process.
 
@@ -171,7 +172,7 @@ def ground_truth(
     processes at a time; an existing file is never overwritten.
     """
     suffix = DATA[args.data][2] + (f"_{args.gt_epochs}ep" if args.gt_epochs != 10 else "")
-    suffix += f"_archs{args.arch_seed}" if args.arch_seed != 0 else ""
+    suffix += f"_archs{arch_seed}" if arch_seed != 0 else ""
     paths = (
         [None, None]
         if args.smoke
@@ -181,7 +182,7 @@ def ground_truth(
         ]
     )
     wanted = [True, args.train_noise_ceiling and not args.smoke]
-    archs = sample_archs(space, args.archs, seed=args.arch_seed)
+    archs = sample_archs(space, args.archs, seed=arch_seed)
     found: list[list[dict[str, Any]] | None] = [None, None]
     jobs: list[tuple[int, tuple[str, str, dict[str, Any], int, int]]] = []
     for k, path in enumerate(paths):
@@ -278,7 +279,17 @@ def run_space(
     if args.supernet_only:
         return {}
     supernet_seconds = float(recorded["train_seconds"])
-    first, second, trained_here = ground_truth(space_name, space, args)
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] | None = []
+    trained_here = False
+    for arch_seed in args.arch_seeds:  # several draws are pooled into one set
+        one, two, trained = ground_truth(space_name, space, args, arch_seed)
+        first += one
+        second = None if two is None or second is None else second + two
+        trained_here = trained_here or trained
+    hashes = [canonical_hash(space.decode(e["params"])) for e in first]
+    if len(set(hashes)) != len(hashes):
+        raise ValueError(f"[{space_name}] the pooled architecture draws repeat an architecture.")
     if trained_here and args.jobs == 1 and second is None:
         full_seconds = float(np.mean([e["train_seconds"] for e in first]))
         timing = "ground truth trained serially in this process"
@@ -421,10 +432,12 @@ def main() -> None:
     parser.add_argument("--data", choices=sorted(DATA), default="digits")
     parser.add_argument("--archs", type=int, default=30)
     parser.add_argument(
-        "--arch-seed",
+        "--arch-seeds",
         type=int,
-        default=0,
-        help="seed of the architecture draw (another seed: a held-out set of architectures)",
+        nargs="+",
+        default=[0],
+        help="seeds of the architecture draws (another seed: a held-out set of architectures;"
+        " several: their sets pooled)",
     )
     parser.add_argument("--gt-epochs", type=int, default=10)
     parser.add_argument("--supernet-epochs", type=int, default=40)
@@ -483,7 +496,8 @@ def main() -> None:
     data = DATA[args.data][1]()
     if args.ground_truth_only:
         for name in args.spaces:
-            ground_truth(name, make_space(name, data), args)
+            for arch_seed in args.arch_seeds:
+                ground_truth(name, make_space(name, data), args, arch_seed)
         return
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
@@ -500,6 +514,7 @@ def main() -> None:
         "setting": {
             "data": DATA[args.data][0],
             "ground_truth_epochs": args.gt_epochs,
+            "arch_seeds": args.arch_seeds,
             "supernet_epochs": args.supernet_epochs,
             "supernet_lr": args.supernet_lr,
             "supernet_optimizer": args.supernet_optimizer,
@@ -549,8 +564,8 @@ def main() -> None:
         key += f"+fewshot-{args.few_shot}-{args.few_shot_epochs}ep"
     if args.gt_epochs != 10:
         key += f"+gt{args.gt_epochs}ep"
-    if args.arch_seed != 0:
-        key += f"+archs{args.arch_seed}"
+    if args.arch_seeds != [0]:
+        key += "+archs" + "-".join(str(seed) for seed in args.arch_seeds)
     previous = result["runs"].get(key)
     if previous is not None and set(previous["spaces"]) - set(rows):
         run["spaces"] = {**previous["spaces"], **rows}  # keep spaces not rerun
