@@ -69,17 +69,17 @@ def small_chain(data: DataSplits) -> ChainSpace:
 
 
 def evaluator(
-    data: DataSplits, space: SearchSpace, root: Path, **kwargs: float
+    data: DataSplits, space: SearchSpace, root: Path, *, epochs: int = 2, **kwargs: Any
 ) -> WeightSharingEvaluator:
     store = optuna.artifacts.FileSystemArtifactStore(str(root / "artifacts"))
     return WeightSharingEvaluator(
         data,
         space=space,
         artifact_store=store,
-        training=TrainingConfig(epochs=2),
+        training=TrainingConfig(epochs=epochs),
         seed=0,
         poll_interval_s=0.05,
-        claim_settle_s=kwargs.get("claim_settle_s", 0.0),
+        **{"claim_settle_s": 0.0, **kwargs},
     )
 
 
@@ -333,19 +333,9 @@ def test_few_shot_sub_supernets_train_only_their_part_and_are_stored_once(
     space = small_chain(digits)
     storage = f"sqlite:///{tmp_path / 'ws.db'}"
     study = optuna.create_study(storage=storage, study_name="ws", direction="maximize")
-    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path / "artifacts"))
 
     def make(**kwargs: Any) -> WeightSharingEvaluator:
-        return WeightSharingEvaluator(
-            digits,
-            space=space,
-            artifact_store=store,
-            training=TrainingConfig(epochs=1),
-            seed=0,
-            poll_interval_s=0.05,
-            claim_settle_s=0.0,
-            **kwargs,
-        )
+        return evaluator(digits, space, tmp_path, epochs=1, **kwargs)
 
     one_shot = make()
     one_shot.attach(study)
