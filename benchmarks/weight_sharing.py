@@ -241,7 +241,7 @@ def attach_supernet(
             epochs=args.supernet_epochs, lr=args.supernet_lr, optimizer=args.supernet_optimizer
         ),
         calibration_batches=args.calibration_batches,
-        seed=0,
+        seed=args.supernet_seed,
         claim_settle_s=0.0,
         sampling=args.sampling,
         few_shot=args.few_shot,
@@ -463,6 +463,12 @@ def main() -> None:
         "--few-shot-epochs", type=int, default=50, help="training epochs of each sub-supernet"
     )
     parser.add_argument("--calibration-batches", type=int, default=4)
+    parser.add_argument(
+        "--supernet-seed",
+        type=int,
+        default=0,
+        help="seed of the supernet's initialisation, path sampling and data order",
+    )
     parser.add_argument("--spaces", nargs="+", default=["cell", "chain"])
     parser.add_argument("--jobs", type=int, default=1, help="processes for standalone training")
     parser.add_argument("--out", type=Path, default=None, help="where the JSON goes")
@@ -530,6 +536,7 @@ def main() -> None:
                 else {}
             ),
             "calibration_batches": args.calibration_batches,
+            "supernet_seed": args.supernet_seed,
             "batch_size": 64,
             "jobs": args.jobs,
             "space_config": {
@@ -569,6 +576,8 @@ def main() -> None:
         key += f"+fewshot-{args.few_shot}-{args.few_shot_epochs}ep"
     if args.gt_epochs != 10:
         key += f"+gt{args.gt_epochs}ep"
+    if args.supernet_seed != 0:
+        key += f"+seed{args.supernet_seed}"
     if args.arch_seeds != [0]:
         key += "+archs" + "-".join(str(seed) for seed in args.arch_seeds)
     previous = result["runs"].get(key)
