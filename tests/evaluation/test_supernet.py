@@ -293,6 +293,20 @@ def test_fair_supernet_trains_every_op_of_a_layer_in_each_step(digits: DataSplit
     assert len({k.split("|")[1] for k in uniform.tensors if k.startswith("layer1|")}) <= 1
     assert len(fair.epoch_losses) == 1 and 0 < fair.epoch_losses[0] < 5
 
+    # With `accept`, only the accepted fair paths train (a few-shot sub-supernet's part).
+    convs = Supernet(space, seed=0)
+    convs.train(
+        batch,
+        config=TrainingConfig(epochs=1),
+        fair=True,
+        accept=lambda spec: split_key(spec, "op:layer1").startswith("conv|"),
+    )
+    assert {k.split("|")[1] for k in convs.tensors if k.startswith("layer1|")} == {"conv"}
+    with pytest.raises(ValueError, match="no path accepted"):
+        Supernet(space, seed=0).train(
+            batch, config=TrainingConfig(epochs=1), accept=lambda _: False
+        )
+
 
 def test_path_depth_counts_computing_nodes_on_the_longest_path(digits: DataSplits) -> None:
     space = small_chain(digits)
