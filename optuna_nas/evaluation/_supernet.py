@@ -200,6 +200,15 @@ def split_key(spec: ArchitectureSpec, split: str) -> str:
     )
 
 
+def in_part(split: str, part: str) -> Callable[[ArchitectureSpec], bool]:
+    """The test of :meth:`Supernet.train`'s ``accept`` for one part of a few-shot split."""
+
+    def accept(spec: ArchitectureSpec) -> bool:
+        return split_key(spec, split) == part
+
+    return accept
+
+
 def recalibrate_batchnorm(
     model: nn.Module, batches: Iterable[Sequence[torch.Tensor]], *, device: torch.device
 ) -> int:

@@ -33,6 +33,7 @@ from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._supernet import Supernet
+from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
 from optuna_nas.evaluation._supernet import sample_uniform
 from optuna_nas.evaluation._supernet import split_key
@@ -298,7 +299,7 @@ class WeightSharingEvaluator(Evaluator):
                     train,
                     config=self.few_shot_training,
                     fair=self.sampling == "fair",
-                    accept=lambda spec, part=part: split_key(spec, split) == part,  # type: ignore[misc]
+                    accept=in_part(split, part),
                 )
             self.training_steps_run += steps
             states[part] = sub.state_dict()
