@@ -180,7 +180,26 @@ def _reduction(g: Graph, prefix: str, x: str, channels: int) -> str:
     return g.add(f"{prefix}/add", "add", {}, [b, q])
 
 
-class CellSpace(SearchSpace):
+class CellBasedSpace(SearchSpace):
+    """A space whose searched part includes one :class:`Cell` (``self._cell``), with the
+    distributions in ``self._distributions``: the cell and mixed spaces."""
+
+    _cell: Cell
+    _distributions: dict[str, BaseDistribution]
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return self._cell.ops
+
+    @property
+    def num_nodes(self) -> int:
+        return self._cell.num_nodes
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return dict(self._distributions)
+
+
+class CellSpace(CellBasedSpace):
     """The NAS-Bench-201-style cell space (Dong & Yang, ICLR 2020); see the module docstring.
 
     Args:
@@ -250,17 +269,6 @@ class CellSpace(SearchSpace):
     @property
     def name(self) -> str:
         return "cell"
-
-    @property
-    def ops(self) -> tuple[str, ...]:
-        return self._cell.ops
-
-    @property
-    def num_nodes(self) -> int:
-        return self._cell.num_nodes
-
-    def distributions(self) -> dict[str, BaseDistribution]:
-        return dict(self._distributions)
 
     def build(self, choose: Choose) -> ArchitectureSpec:
         return build_cell_network(

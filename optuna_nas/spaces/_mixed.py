@@ -18,7 +18,6 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import IntDistribution
 
 from optuna_nas.spaces._base import Choose
-from optuna_nas.spaces._base import SearchSpace
 from optuna_nas.spaces._base import any_value
 from optuna_nas.spaces._base import categorical
 from optuna_nas.spaces._base import check_choices
@@ -28,12 +27,13 @@ from optuna_nas.spaces._base import check_range
 from optuna_nas.spaces._base import positive_int
 from optuna_nas.spaces._cell import NB201_OPS
 from optuna_nas.spaces._cell import Cell
+from optuna_nas.spaces._cell import CellBasedSpace
 from optuna_nas.spaces._cell import build_cell_network
 from optuna_nas.spaces._cell import check_even_reductions
 from optuna_nas.spec import ArchitectureSpec
 
 
-class MixedSpace(SearchSpace):
+class MixedSpace(CellBasedSpace):
     """A cell space whose width and cells per stage are searched too; see the module docstring.
 
     Args:
@@ -87,17 +87,6 @@ class MixedSpace(SearchSpace):
     @property
     def name(self) -> str:
         return "mixed"
-
-    @property
-    def ops(self) -> tuple[str, ...]:
-        return self._cell.ops
-
-    @property
-    def num_nodes(self) -> int:
-        return self._cell.num_nodes
-
-    def distributions(self) -> dict[str, BaseDistribution]:
-        return dict(self._distributions)
 
     def _worst(self, name: str, dist: BaseDistribution) -> Any:
         if name == "macro/cells_per_stage":
