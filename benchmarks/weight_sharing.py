@@ -25,7 +25,7 @@ ground truth is their mean (tau and rho against the first seed alone are reporte
 Standalone training is re-timed in this process, serially, on the first 3 architectures unless
 the ground truth was trained here by one process, so that both costs come from one process.
 
-With ``--few-shot SPLIT`` (``depth``, ``op:<node id>`` or ``auto``), the evaluator also trains
+With ``--few-shot SPLIT`` (``depth`` or ``op:<node id>``), the evaluator also trains
 few-shot sub-supernets (``--few-shot-epochs`` each) from the one-shot supernet of the same
 settings (reused from ``--workdir`` if an earlier run trained it) and scores each candidate with
 its part's sub-supernet; the supernet seconds then include the sub-supernets'.
@@ -358,8 +358,9 @@ def section(result: dict[str, Any]) -> str:
         "mean where both exist. Noise "
         "ceiling: tau/rho between the two seeds. Weight sharing: one supernet per space "
         "trained through `WeightSharingEvaluator` in a real SQLite study + "
-        "`FileSystemArtifactStore` (`+fewshot-depth-100ep`: plus one sub-supernet per depth, "
-        "100 epochs each, from that one-shot supernet); each candidate inherits its weights, "
+        "`FileSystemArtifactStore` (`+fewshot-<split>-100ep`: plus one sub-supernet per part "
+        "of the split, 100 epochs each, from that one-shot supernet); each candidate inherits "
+        "its weights, "
         "recalibrates batch "
         "norm on the calibration batches and is scored on the validation split. Cost per "
         "candidate: mean seconds of one weight-sharing score against standalone training, "

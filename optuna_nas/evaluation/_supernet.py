@@ -67,6 +67,7 @@ from optuna_nas.nn import build_model
 from optuna_nas.nn import module_name
 from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import ArchitectureSpec
+from optuna_nas.spec import Node
 
 SLICED_FIELDS: tuple[str, ...] = ("channels", "activation")
 """Config fields that do not separate shared tensors: channels are shared by slicing and
@@ -192,9 +193,7 @@ def split_key(spec: ArchitectureSpec, split: str) -> str:
         node_id = split[3:]
         if not any(node.id == node_id for node in spec.nodes):
             return "absent"
-        node = spec.node(node_id)
-        cfg = {k: v for k, v in node.to_dict()["config"].items() if k not in SLICED_FIELDS}
-        return f"{node.op}|{json.dumps(cfg, sort_keys=True)}"
+        return _op_key(spec.node(node_id))
     raise ValueError(
         f"unknown few-shot split {split!r}: use 'depth' or 'op:<node id>' (e.g. 'op:layer1')."
     )
@@ -502,14 +501,19 @@ def _entries(spec: ArchitectureSpec, model: BuiltModel) -> dict[str, _Entry]:
         sub = getattr(model, prefix, None)
         if not isinstance(sub, nn.Module):
             continue
-        cfg = {k: v for k, v in node.to_dict()["config"].items() if k not in SLICED_FIELDS}
-        base = f"{node.id}|{node.op}|{json.dumps(cfg, sort_keys=True)}|"
+        base = f"{node.id}|{_op_key(node)}|"
         for suffix, tensor in sub.state_dict(keep_vars=True).items():
             state_key = f"{prefix}.{suffix}"
             entries[state_key] = _Entry(
                 base + suffix, tuple(tensor.shape), state_key in param_names
             )
     return entries
+
+
+def _op_key(node: Node) -> str:
+    """A node's op and its config except :data:`SLICED_FIELDS`: what separates its tensors."""
+    cfg = {k: v for k, v in node.to_dict()["config"].items() if k not in SLICED_FIELDS}
+    return f"{node.op}|{json.dumps(cfg, sort_keys=True)}"
 
 
 def _region(shape: tuple[int, ...]) -> tuple[slice, ...]:

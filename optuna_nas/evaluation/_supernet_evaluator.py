@@ -317,18 +317,17 @@ class WeightSharingEvaluator(Evaluator):
         }
         return {"few_shot": split, "sub_supernets": states}, record
 
-    def _adopt(self, state: dict[str, Any], artifact_id: str) -> None:
+    def _rebuild(self, state: dict[str, Any]) -> Supernet:
         supernet = Supernet(self.space, seed=self.seed, device=self.device)
         supernet.load_state_dict(state)
-        self.supernet, self.artifact_id = supernet, artifact_id
+        return supernet
+
+    def _adopt(self, state: dict[str, Any], artifact_id: str) -> None:
+        self.supernet, self.artifact_id = self._rebuild(state), artifact_id
 
     def _adopt_sub_supernets(self, state: dict[str, Any], artifact_id: str) -> None:
-        subs: dict[str, Supernet] = {}
-        for part, sub_state in state["sub_supernets"].items():
-            sub = Supernet(self.space, seed=self.seed, device=self.device)
-            sub.load_state_dict(sub_state)
-            subs[part] = sub
-        self.sub_supernets, self.artifact_id = subs, artifact_id
+        self.sub_supernets = {part: self._rebuild(s) for part, s in state["sub_supernets"].items()}
+        self.artifact_id = artifact_id
 
     def _store(self, study: optuna.Study, state: dict[str, Any]) -> str:
         with tempfile.TemporaryDirectory() as tmp:
