@@ -28,7 +28,8 @@ import torch
 from optuna_nas.data import DataSplits
 from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
-from optuna_nas.data import make_loaders
+from optuna_nas.data import load_source
+from optuna_nas.data import make_loader
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import evaluate_accuracy
@@ -139,14 +140,32 @@ def select_trial(
     )
 
 
-def load_study_data(study: optuna.Study, *, seed: int = 0) -> DataSplits:
-    """The data set named by ``study.user_attrs["data"]`` (``digits`` by default)."""
+def load_study_data(
+    study: optuna.Study, *, seed: int = 0, root: str | os.PathLike[str] | None = None
+) -> DataSplits:
+    """The data the study searched on, loaded again.
+
+    ``study.user_attrs["data_source"]`` (recorded by :class:`~optuna_nas.objective.NASObjective`
+    for data from the bundled and folder loaders) says how, with ``root`` replacing its folder
+    (the data may live elsewhere on this machine). Studies without it name a bundled set in
+    ``user_attrs["data"]`` (``digits`` by default), split with ``seed``.
+
+    Raises:
+        ValueError: If the study's data came from a user's own ``Dataset`` (pass it to
+            :func:`export_trial` as ``data``), or ``root`` is given for bundled data.
+    """
+    source = study.user_attrs.get("data_source")
+    if source is not None:
+        return load_source(source, root=root)
     name = study.user_attrs.get("data", "digits")
     if name not in _DATA:
         raise ValueError(
-            f"study {study.study_name!r} names data {name!r} in its user attrs; retraining "
-            f"supports {sorted(_DATA)}."
+            f"study {study.study_name!r} searched on data {name!r}, which records no source to "
+            "load it from (your own Dataset); retrain from Python instead: "
+            "export_trial(study, trial, out_dir, retrain_epochs=N, data=<your DataSplits>)."
         )
+    if root is not None:
+        raise ValueError(f"study {study.study_name!r} uses the bundled {name!r}; drop the root.")
     return _DATA[name](seed=seed)
 
 
@@ -170,6 +189,8 @@ def export_trial(
     retrain_epochs: int | None = None,
     data: DataSplits | None = None,
     seed: int = 0,
+    device: str | torch.device = "cpu",
+    data_root: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Rebuild ``trial``'s model and write ``spec.json``, ``state_dict.pt``, ``model.pt2``
     (:func:`torch.export.save` of the model in eval mode, with a dynamic batch dimension) and
@@ -182,8 +203,11 @@ def export_trial(
         artifact_store: Where :func:`save_weights` put the trial's weights, if it did.
         retrain_epochs: Retrain from scratch for this many epochs with
             :class:`~optuna_nas.evaluation.FullTraining` instead of using stored weights.
-        data: The data to retrain on; default :func:`load_study_data`.
+        data: The data to retrain on (any :class:`~optuna_nas.data.DataSplits`); default
+            :func:`load_study_data`.
         seed: Seeds initialisation and retraining.
+        device: Where to retrain (never chosen automatically).
+        data_root: With the default data, the folder that replaces the recorded one.
 
     The exported program is checked: it is reloaded and must reproduce the model's outputs.
     """
@@ -199,20 +223,23 @@ def export_trial(
     torch.manual_seed(seed)
     test_accuracy = None
     if retrain_epochs is not None:
-        splits = data if data is not None else load_study_data(study, seed=seed)
+        splits = data if data is not None else load_study_data(study, seed=seed, root=data_root)
         if (splits.input_shape, splits.num_classes) != (spec.input_shape, spec.num_outputs):
             raise ValueError(
                 f"trial {trial.number} was built for input {spec.input_shape} and "
                 f"{spec.num_outputs} outputs, but the data {splits.name!r} has "
                 f"{splits.input_shape} and {splits.num_classes} classes."
             )
-        evaluator = FullTraining(splits, training=TrainingConfig(epochs=retrain_epochs))
+        evaluator = FullTraining(
+            splits, training=TrainingConfig(epochs=retrain_epochs), device=device
+        )
         result = evaluator.evaluate(spec, report=None, seed=seed)
         if result.model is None:
             raise RuntimeError("FullTraining returned no model.")  # its contract says it does
+        if splits.test is not None:
+            test = make_loader(splits, "test", seed=seed, device=device)
+            test_accuracy = evaluate_accuracy(result.model, test, device=device)
         model = result.model.cpu()
-        _, _, test = make_loaders(splits, batch_size=256, seed=seed)
-        test_accuracy = evaluate_accuracy(model, test, device="cpu")
         epochs = f"{retrain_epochs} epoch" + ("s" if retrain_epochs > 1 else "")
         weights = f"retrained from scratch for {epochs} on {splits.name!r}"
     else:

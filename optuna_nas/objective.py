@@ -26,6 +26,7 @@ import torch
 
 from optuna_nas._failures import CandidateFailed
 from optuna_nas.constraints import Constraints
+from optuna_nas.data import DataError
 from optuna_nas.evaluation import Evaluator
 from optuna_nas.export import save_weights as upload_weights
 from optuna_nas.metrics import count_flops
@@ -165,6 +166,7 @@ class NASObjective:
         self.artifact_store = artifact_store
         self.save_weights = save_weights
         self.constraints = constraints
+        self._data_recorded: str | None = None
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
@@ -213,7 +215,8 @@ class NASObjective:
             return report_and_prune(trial, step, accuracy)
 
         self.evaluator.attach(trial.study)
-        with self._out_of_memory_fails(trial, "evaluating"):
+        self._record_data(trial.study)
+        with self._out_of_memory_fails(trial, "evaluating"), self._data_error_recorded(trial):
             result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
@@ -231,7 +234,9 @@ class NASObjective:
                 self.constraints.record_accuracy(trial, curve[-1])
             raise optuna.TrialPruned(f"stopped early after {len(curve)} reports")
         for key, value in result.values.items():
-            values[key] = value if math.isfinite(value) else _worst(key)
+            # NaN says nothing: the worst value. An infinity is a real extreme (an overflowing
+            # synflow score is the largest there is) and Optuna stores it as such.
+            values[key] = _worst(key) if math.isnan(value) else value
         if self.constraints is not None:
             accuracy = values.get("val_accuracy", values.get("predicted_accuracy"))
             if accuracy is not None:
@@ -245,14 +250,37 @@ class NASObjective:
         out = tuple(values[o] for o in self.objectives)
         return out[0] if single else out
 
+    def _record_data(self, study: optuna.Study) -> None:
+        """Name the study's data in its user attrs once (``data``, and ``data_source`` when it
+        can be loaded again), so ``export --retrain`` finds it without this process."""
+        data = self.evaluator.data
+        if data is None or self._data_recorded == study.study_name:
+            return
+        attrs = study.user_attrs
+        if attrs.get("data") != data.name:
+            study.set_user_attr("data", data.name)
+        if data.source is not None and attrs.get("data_source") != data.source:
+            study.set_user_attr("data_source", data.source)
+        self._data_recorded = study.study_name
+
+    @contextmanager
+    def _data_error_recorded(self, trial: optuna.Trial) -> Iterator[None]:
+        """Bad data is the set-up's fault, not the candidate's: the trial records why it failed
+        and the error stops the study (every other trial would fail the same way)."""
+        try:
+            yield
+        except DataError as e:
+            trial.set_user_attr("fail_reason", f"bad data: {e}")
+            raise
+
     @contextmanager
     def _out_of_memory_fails(self, trial: optuna.Trial, doing: str) -> Iterator[None]:
         try:
             yield
-        except RuntimeError as e:  # torch.OutOfMemoryError is one too
+        except (RuntimeError, MemoryError) as e:  # torch.OutOfMemoryError is a RuntimeError
             if not is_out_of_memory(e):
                 raise
-            if self.device.type == "cuda":
+            if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
                 torch.cuda.empty_cache()  # leave the memory to the next candidate
             raise self._fail(trial, f"out of memory while {doing} this candidate: {e}") from e
 
@@ -275,16 +303,28 @@ def _worst(objective: str) -> Any:
     return 0.0 if OBJECTIVES.get(objective) == "maximize" else math.inf
 
 
-# What the CPU allocator (c10's DefaultCPUAllocator) raises is a plain RuntimeError; CUDA's
-# caching allocator raises torch.OutOfMemoryError.
-_CPU_OUT_OF_MEMORY = (
+# CUDA's caching allocator raises torch.OutOfMemoryError; the CPU allocator (c10's
+# DefaultCPUAllocator), older torch builds, cuDNN/cuBLAS workspaces and other backends raise a
+# plain RuntimeError with one of these messages; Python's own allocator raises MemoryError.
+_OUT_OF_MEMORY_MESSAGES = (
     "DefaultCPUAllocator: can't allocate memory",
     "DefaultCPUAllocator: not enough memory",
+    "CUDA out of memory",
+    "CUDA error: out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "HIP out of memory",
+    "MPS backend out of memory",
+    "XPU out of memory",
 )
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is torch running out of memory, on CUDA or on the CPU."""
-    if isinstance(error, torch.OutOfMemoryError):
+    """Whether ``error`` is running out of memory: torch's ``OutOfMemoryError``, a
+    ``RuntimeError`` with an allocator's out-of-memory message (CUDA, CPU, ROCm, MPS, XPU), or
+    Python's ``MemoryError``."""
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
         return True
-    return isinstance(error, RuntimeError) and any(m in str(error) for m in _CPU_OUT_OF_MEMORY)
+    return isinstance(error, RuntimeError) and any(
+        m in str(error) for m in _OUT_OF_MEMORY_MESSAGES
+    )

@@ -62,6 +62,13 @@ def load_digits(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         resolution=resolution,
+        source={
+            "loader": "digits",
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "test_fraction": test_fraction,
+            "resolution": resolution,
+        },
     )
 
 

@@ -1,67 +1,328 @@
-"""Seeded stratified train/validation/test splits of a labelled image set, and their loaders.
+"""The data object every evaluator takes, and the seeded splits of the bundled data sets.
 
+:class:`DataSplits` holds any map-style datasets with their transforms and loader settings.
 Every bundled data set goes through :func:`build_splits`, so they all share one splitting,
 normalisation and resizing rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import Dataset
 from torch.utils.data import TensorDataset
 
+from optuna_nas.data._augment import BatchTransform
+from optuna_nas.data._items import Transform
+from optuna_nas.data._items import check_map_style
+from optuna_nas.data._items import dataset_classes
+from optuna_nas.data._items import dataset_labels
+from optuna_nas.data._items import read_item
+from optuna_nas.data._items import tensor_pair
+from optuna_nas.data._validate import DataError
+from optuna_nas.data._validate import check_sample
+from optuna_nas.data._validate import check_tensors
+from optuna_nas.data._validate import sample_indices
 
-@dataclass(frozen=True)
-class DataSplits:
-    """A labelled image data set split into train, validation and test sets.
+SPLITS = ("train", "val", "test")
+"""The split names, in the order :func:`~optuna_nas.data.make_loaders` returns their loaders."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoaderSettings:
+    """How batches are loaded, for every evaluator that uses the data.
 
     Attributes:
-        train: Training images and labels.
-        val: Validation images and labels: the split a search scores architectures on.
-        test: Held-out images and labels: look at them once, for the final architecture.
-        input_shape: ``(channels, height, width)`` of one image, the shape an architecture
-            spec is built for.
-        num_classes: Number of classes; labels are ``0 .. num_classes - 1``.
-        name: Short name of the data set, for reports.
-
-    Each split is a :class:`~torch.utils.data.TensorDataset` of float32 images shaped
-    ``(N, *input_shape)`` and int64 labels shaped ``(N,)``.
+        batch_size: Training batch size of evaluators not given their own ``batch_size``.
+        eval_batch_size: Batch size of validation and test passes (None: ``batch_size``); no
+            gradients are kept there, so it may be larger.
+        num_workers: Worker processes of the :class:`~torch.utils.data.DataLoader` of a split
+            that is not in memory (in-memory tensors need none).
+        pin_memory: Load batches into pinned host memory and copy them to a CUDA device without
+            blocking (only where the device is CUDA; elsewhere pinning has no use).
+        persistent_workers: Keep the worker processes between epochs (needs ``num_workers``).
+        prefetch_factor: Batches each worker loads ahead (None: the DataLoader's default).
+        preload: Copy in-memory tensor splits to the training device once and slice batches
+            there (the fast path); False keeps them in host memory and copies each batch.
+        drop_last: Drop the last, smaller training batch, so every step has the same shape.
     """
 
-    train: TensorDataset
-    val: TensorDataset
-    test: TensorDataset
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    name: str
+    batch_size: int = 64
+    eval_batch_size: int | None = None
+    num_workers: int = 0
+    pin_memory: bool = True
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+    preload: bool = True
+    drop_last: bool = False
 
     def __post_init__(self) -> None:
-        if len(self.input_shape) != 3 or any(d < 1 for d in self.input_shape):
+        for name in ("batch_size", "eval_batch_size", "prefetch_factor"):
+            value = getattr(self, name)
+            if value is None and name != "batch_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1, but got {name}={value!r}.")
+        workers = self.num_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise ValueError(
-                "`input_shape` must be three positive ints (channels, height, width), "
-                f"but got input_shape={self.input_shape!r}."
+                f"`num_workers` must be an int >= 0, but got num_workers={workers!r}."
             )
-        if self.num_classes < 2:
+        if workers == 0 and (self.persistent_workers or self.prefetch_factor is not None):
             raise ValueError(
-                f"`num_classes >= 2` must hold, but got num_classes={self.num_classes}."
+                "`persistent_workers` and `prefetch_factor` need worker processes, but got "
+                f"num_workers=0 ({self.persistent_workers=}, {self.prefetch_factor=}); "
+                "set num_workers >= 1 or leave them at their defaults."
             )
-        for split_name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
-            if len(split.tensors) != 2:
-                raise ValueError(
-                    f"`{split_name}` must hold exactly two tensors (images, labels), "
-                    f"but got {len(split.tensors)}."
+
+
+class DataSplits:
+    """A labelled image data set in train, validation and (optionally) test splits.
+
+    Every evaluator, the DARTS search and export take this one object. A split is any
+    map-style :class:`~torch.utils.data.Dataset` of ``(image, label)`` items: a
+    :class:`~torch.utils.data.TensorDataset`, a :class:`~torch.utils.data.Subset` (e.g. from
+    :func:`~torch.utils.data.random_split`), torchvision's ``ImageFolder`` or ``CIFAR10``, or
+    your own class. Items must become float tensors shaped ``input_shape`` (after the split's
+    transform) with integer labels ``0 .. num_classes - 1``.
+
+    In-memory splits (a ``TensorDataset`` of images and labels, or a ``Subset`` of one, with
+    no per-sample transform) take the fast path: batches are sliced from the tensors, on the
+    training device when ``loader.preload``, with no per-sample Python; ``augment`` keeps them
+    there. Any other split goes through a :class:`~torch.utils.data.DataLoader` with the
+    ``loader`` settings. Loaders are made in one place, :func:`~optuna_nas.data.make_loader`.
+
+    The data is checked when this object is made, before any training: in-memory splits whole,
+    others on a seeded sample of items (and every item again as it is loaded). A broken rule
+    raises one :class:`~optuna_nas.data.DataError` (a ``ValueError``) naming the split, the
+    index and the rule.
+
+    Args:
+        train: Training items.
+        val: Validation items: the split a search scores architectures on.
+        test: Held-out items, for the final architecture only (optional).
+        input_shape: ``(channels, height, width)`` of one image; inferred from the first
+            training item when None, checked against every split otherwise.
+        num_classes: Number of classes; when None, taken from the training set's ``classes``
+            (torchvision's sets), else from in-memory labels (largest + 1), else from
+            ``targets``; a set with none of these must be given it.
+        name: Short name of the data set, for reports and fingerprints.
+        train_transform: Per-sample transform of training images (augmentation), e.g. a
+            torchvision ``Compose``; runs in the loader's workers.
+        eval_transform: Per-sample transform of validation and test images.
+        augment: A :class:`~optuna_nas.data.BatchTransform` applied to every training batch on
+            the training device, e.g. ``RandomCropFlip()``: augmentation that keeps the fast
+            path.
+        loader: Batch sizes and DataLoader settings (:class:`LoaderSettings`).
+        source: How to load this data again in another process, as JSON (set by the bundled
+            and torchvision loaders; stored with a study so ``export --retrain`` finds it).
+    """
+
+    def __init__(
+        self,
+        *,
+        train: Dataset[Any],
+        val: Dataset[Any],
+        test: Dataset[Any] | None = None,
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+        name: str = "data",
+        train_transform: Transform | None = None,
+        eval_transform: Transform | None = None,
+        augment: BatchTransform | None = None,
+        loader: LoaderSettings | None = None,
+        source: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`name` must be a non-empty str, but got {name=}.")
+        for arg, value in (
+            ("train_transform", train_transform),
+            ("eval_transform", eval_transform),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(f"`{arg}` must be callable or None, but got {value!r}.")
+        if augment is not None and not isinstance(augment, BatchTransform):
+            raise TypeError(
+                f"`augment` must be a BatchTransform (e.g. RandomCropFlip()) or None, but got "
+                f"{augment!r}; per-sample transforms go in `train_transform`."
+            )
+        if loader is not None and not isinstance(loader, LoaderSettings):
+            raise TypeError(f"`loader` must be a LoaderSettings or None, but got {loader!r}.")
+        self.train = train
+        self.val = val
+        self.test = test
+        self.name = name
+        self.train_transform = train_transform
+        self.eval_transform = eval_transform
+        self.augment = augment
+        self.loader = loader if loader is not None else LoaderSettings()
+        self.source = dict(source) if source is not None else None
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = {}
+        self._resident: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        sizes = {s: check_map_style(d, where=f"`{s}`") for s, d in self._splits().items()}
+        for split, size in sizes.items():
+            if size == 0:
+                raise DataError(
+                    f"data {name!r}, split {split!r}: the split is empty; every split needs at "
+                    "least one item."
                 )
-            images, _ = split.tensors
-            if tuple(images.shape[1:]) != self.input_shape:
+        self.input_shape = self._input_shape(input_shape)
+        self.num_classes = self._num_classes(num_classes)
+        for split in self._splits():
+            self._check(split)
+
+    # ------------------------------------------------------------------ access
+
+    def _splits(self) -> dict[str, Dataset[Any]]:
+        found = {"train": self.train, "val": self.val}
+        if self.test is not None:
+            found["test"] = self.test
+        return found
+
+    def split(self, name: str) -> Dataset[Any]:
+        """The dataset of split ``name`` (``"train"``, ``"val"`` or ``"test"``)."""
+        if name not in SPLITS:
+            raise ValueError(f"`split` must be one of {SPLITS}, but got {name!r}.")
+        dataset = self._splits().get(name)
+        if dataset is None:
+            raise ValueError(
+                f"data {self.name!r} has no {name!r} split; pass `test=` to have one."
+            )
+        return dataset
+
+    def size(self, split: str) -> int:
+        """The number of items of split ``name``."""
+        return len(self.split(split))  # type: ignore[arg-type]
+
+    def transform(self, split: str) -> Transform | None:
+        """The per-sample transform of ``split``."""
+        return self.train_transform if split == "train" else self.eval_transform
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(images, labels)`` of an in-memory split without a per-sample transform, else None.
+
+        These splits take the fast path (batches sliced from the tensors).
+        """
+        if split not in self._tensors:
+            dataset = self.split(split)
+            self._tensors[split] = None if self.transform(split) else tensor_pair(dataset)
+        return self._tensors[split]
+
+    def resident(self, split: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fast-path tensors of ``split`` on ``device``, copied there once and kept."""
+        pair = self.tensors(split)
+        if pair is None:
+            raise ValueError(f"split {split!r} of data {self.name!r} is not in memory.")
+        if not self.loader.preload or device.type == "cpu":
+            return pair
+        key = (split, str(device))
+        if key not in self._resident:
+            self._resident[key] = (pair[0].to(device), pair[1].to(device))
+        return self._resident[key]
+
+    def replace(self, **changes: Any) -> DataSplits:
+        """A copy with some constructor arguments changed (checked again)."""
+        args: dict[str, Any] = {
+            "train": self.train,
+            "val": self.val,
+            "test": self.test,
+            "input_shape": self.input_shape,
+            "num_classes": self.num_classes,
+            "name": self.name,
+            "train_transform": self.train_transform,
+            "eval_transform": self.eval_transform,
+            "augment": self.augment,
+            "loader": self.loader,
+            "source": self.source,
+        }
+        unknown = set(changes) - set(args)
+        if unknown:
+            raise TypeError(f"DataSplits has no argument(s) {sorted(unknown)}.")
+        return DataSplits(**{**args, **changes})
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={self.size(s)}" for s in self._splits())
+        return (
+            f"DataSplits(name={self.name!r}, {sizes}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes})"
+        )
+
+    # ------------------------------------------------------------------ inference, checks
+
+    def _where(self, split: str) -> str:
+        return f"data {self.name!r}, split {split!r}"
+
+    def _input_shape(self, given: Sequence[int] | None) -> tuple[int, int, int]:
+        if given is not None:
+            shape = tuple(given)
+            if len(shape) != 3 or any(
+                isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape
+            ):
                 raise ValueError(
-                    f"`{split_name}` holds images of shape {tuple(images.shape[1:])}, "
-                    f"but input_shape={self.input_shape}."
+                    "`input_shape` must be three positive ints (channels, height, width), "
+                    f"but got input_shape={given!r}."
                 )
+            return (int(shape[0]), int(shape[1]), int(shape[2]))
+        pair = self.tensors("train")
+        if pair is not None:
+            found = tuple(pair[0].shape[1:])
+        else:
+            item = read_item(self.train, 0, self.train_transform, seed=0)
+            image, _ = check_sample(
+                item, where=f"{self._where('train')}, index 0", input_shape=None, num_classes=None
+            )
+            found = tuple(image.shape)
+        if len(found) != 3:
+            raise DataError(
+                f"{self._where('train')}: images must have shape (channels, height, width), "
+                f"but got {found}."
+            )
+        return (int(found[0]), int(found[1]), int(found[2]))
+
+    def _num_classes(self, given: int | None) -> int:
+        if given is None:
+            given = dataset_classes(self.train)
+        if given is None:
+            labels = [self.tensors(s) for s in self._splits()]
+            if all(p is not None for p in labels):
+                given = max(int(p[1].max()) for p in labels if p is not None) + 1
+        if given is None:
+            targets = dataset_labels(self.train)
+            if targets is not None and not targets.is_floating_point():
+                given = int(targets.max()) + 1
+        if given is None:
+            raise ValueError(
+                f"data {self.name!r}: cannot infer num_classes from a "
+                f"{type(self.train).__name__} (it has no `classes` or `targets`); pass "
+                "num_classes=."
+            )
+        if isinstance(given, bool) or not isinstance(given, int) or given < 2:
+            raise ValueError(f"`num_classes >= 2` must hold, but got num_classes={given!r}.")
+        return given
+
+    def _check(self, split: str) -> None:
+        where = self._where(split)
+        pair = self.tensors(split)
+        if pair is not None:
+            check_tensors(
+                *pair, where=where, input_shape=self.input_shape, num_classes=self.num_classes
+            )
+            return
+        dataset = self.split(split)
+        for index in sample_indices(self.size(split)):
+            check_sample(
+                read_item(dataset, index, self.transform(split), seed=index),
+                where=f"{where}, index {index}",
+                input_shape=self.input_shape,
+                num_classes=self.num_classes,
+            )
 
 
 def build_splits(
@@ -74,6 +335,7 @@ def build_splits(
     val_fraction: float,
     test_fraction: float,
     resolution: int | None,
+    source: Mapping[str, Any] | None = None,
 ) -> DataSplits:
     """Split, optionally resize, and normalise a grey-scale image set.
 
@@ -87,6 +349,7 @@ def build_splits(
         test_fraction: Fraction of every class that goes to the test split.
         resolution: If given, images are resized to ``resolution x resolution`` with bilinear
             interpolation (:func:`torch.nn.functional.interpolate`, ``antialias=True``).
+        source: How to load the same splits again (see :class:`DataSplits`).
 
     Returns:
         The splits, normalised with the mean and standard deviation of the training pixels
@@ -122,6 +385,7 @@ def build_splits(
         input_shape=(int(channels), int(height), int(width)),
         num_classes=num_classes,
         name=name,
+        source=source,
     )
 
 
@@ -179,42 +443,3 @@ def _check_split_args(
         )
     if resolution is not None and (isinstance(resolution, bool) or resolution < 1):
         raise ValueError(f"`resolution` must be None or an int >= 1, but got {resolution=}.")
-
-
-def make_loaders(
-    splits: DataSplits, *, batch_size: int, seed: int, num_workers: int = 0
-) -> tuple[
-    DataLoader[tuple[torch.Tensor, ...]],
-    DataLoader[tuple[torch.Tensor, ...]],
-    DataLoader[tuple[torch.Tensor, ...]],
-]:
-    """Make train, validation and test loaders over ``splits``.
-
-    The train loader reshuffles every epoch, in an order drawn from a
-    :class:`torch.Generator` seeded with ``seed`` (also the base seed of its worker processes),
-    and keeps the last, smaller batch. The validation and test loaders are not shuffled.
-
-    Args:
-        splits: The data, e.g. from :func:`~optuna_nas.data.load_digits`.
-        batch_size: Samples per batch, for all three loaders.
-        seed: Seed of the training order.
-        num_workers: Worker processes per loader, as in :class:`~torch.utils.data.DataLoader`.
-
-    Returns:
-        ``(train_loader, val_loader, test_loader)``.
-    """
-    if batch_size < 1:
-        raise ValueError(f"`batch_size >= 1` must hold, but got {batch_size=}.")
-    if num_workers < 0:
-        raise ValueError(f"`num_workers >= 0` must hold, but got {num_workers=}.")
-    generator = torch.Generator().manual_seed(seed)
-    train = DataLoader(
-        splits.train,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=num_workers,
-    )
-    val = DataLoader(splits.val, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    test = DataLoader(splits.test, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    return train, val, test

@@ -1,5 +1,7 @@
 """Ways to score a candidate network; training knows nothing of Optuna."""
 
+from optuna_nas.data import resize_splits  # proxy tasks' data; defined in optuna_nas.data
+from optuna_nas.data import subsample_splits
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import FullTraining
@@ -10,8 +12,6 @@ from optuna_nas.evaluation._predictor import PredictorEvaluator
 from optuna_nas.evaluation._predictor import PredictorQuality
 from optuna_nas.evaluation._proxy import ProxyTraining
 from optuna_nas.evaluation._proxy import rescale_spec
-from optuna_nas.evaluation._proxy import resize_splits
-from optuna_nas.evaluation._proxy import subsample_splits
 from optuna_nas.evaluation._ranking import kendall_tau
 from optuna_nas.evaluation._ranking import spearman_rho
 from optuna_nas.evaluation._supernet import Supernet

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -69,7 +70,15 @@ class Evaluator(abc.ABC):
 
 
 class FullTraining(Evaluator):
-    """Train the candidate from scratch with :func:`train_model` and report every epoch."""
+    """Train the candidate from scratch with :func:`train_model` and report every epoch.
+
+    Args:
+        data: Any :class:`~optuna_nas.data.DataSplits`: it trains on ``train`` and scores on
+            ``val``, through :func:`~optuna_nas.data.make_loaders`.
+        training: The training recipe.
+        batch_size: Training batch size (None: ``data.loader.batch_size``).
+        device: Where to train (never chosen automatically).
+    """
 
     data: DataSplits
 
@@ -78,14 +87,12 @@ class FullTraining(Evaluator):
         data: DataSplits,
         *,
         training: TrainingConfig,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size >= 1` must hold, but got {batch_size=}.")
-        self.data = data
+        self.data = check_data(data)
         self.training = training
-        self.batch_size = batch_size
+        self.batch_size = resolve_batch_size(batch_size, data)
         self.device = torch.device(device)
 
     def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
@@ -116,20 +123,59 @@ def train_candidate(
     report: Report | None,
     seed: int,
 ) -> tuple[torch.nn.Module, TrainingResult]:
-    """Build ``spec`` with weights seeded by ``seed`` and train it on ``data``."""
-    torch.manual_seed(seed)
-    model = build_model(spec)
-    train, val, _ = make_loaders(data, batch_size=batch_size, seed=seed)
-    result = train_model(
-        model,
-        train,
-        val,
-        config=training,
-        device=device,
-        report=report,
-        input_shape=spec.input_shape,
-    )
+    """Build ``spec`` with weights seeded by ``seed`` and train it on ``data``.
+
+    Initialisation and training draw from torch's global generator forked and seeded with
+    ``seed`` (dropout, say), so the caller's random state is left as it was.
+    """
+    train, val, _ = make_loaders(data, batch_size=batch_size, seed=seed, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(spec)
+        result = train_model(
+            model,
+            train,
+            val,
+            config=training,
+            device=device,
+            report=report,
+            input_shape=spec.input_shape,
+        )
     return model, result
+
+
+_INIT_LOCK = threading.Lock()
+
+
+def build_seeded(spec: ArchitectureSpec, *, seed: int) -> torch.nn.Module:
+    """``build_model(spec)`` with its initial weights drawn from a stream seeded by ``seed``.
+
+    torch's initialisers draw from the global generator, so the build runs under a lock with
+    that generator forked and seeded: two threads building at once each get their seed's
+    weights, and the caller's random state is left as it was.
+    """
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(spec)
+
+
+def check_data(data: object) -> DataSplits:
+    """``data`` if it is a :class:`~optuna_nas.data.DataSplits`, else a clear ``TypeError``."""
+    if not isinstance(data, DataSplits):
+        raise TypeError(
+            f"`data` must be an optuna_nas.data.DataSplits, but got {type(data).__name__}; wrap "
+            "your datasets: DataSplits(train=..., val=...)."
+        )
+    return data
+
+
+def resolve_batch_size(batch_size: int | None, data: DataSplits) -> int:
+    """An evaluator's training batch size: its own if given, else the data's loader setting."""
+    if batch_size is None:
+        return data.loader.batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be None or an int >= 1, but got {batch_size=}.")
+    return batch_size
 
 
 def training_metrics(result: TrainingResult) -> dict[str, Any]:

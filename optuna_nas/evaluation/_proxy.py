@@ -14,15 +14,16 @@ from dataclasses import replace
 import math
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
 from optuna_nas.data import DataSplits
+from optuna_nas.data import resize_splits
+from optuna_nas.data import subsample_splits
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._base import check_data
+from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._base import train_candidate
 from optuna_nas.evaluation._base import training_metrics
 from optuna_nas.evaluation._training import TrainingConfig
@@ -86,67 +87,13 @@ def rescale_spec(
         ) from None
 
 
-def subsample_splits(data: DataSplits, *, fraction: float, seed: int) -> DataSplits:
-    """Keep ``ceil(fraction * n_c)`` training images of every class ``c`` (at least one).
-
-    The images kept are drawn by :func:`numpy.random.default_rng` seeded with ``seed`` and then
-    shuffled together; validation and test splits are untouched, so a proxy is scored on the
-    same images as full training.
-    """
-    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
-        raise ValueError(f"`0 < fraction <= 1` must hold, but got {fraction=}.")
-    if fraction == 1:
-        return data
-    images, labels = data.train.tensors
-    rng = np.random.default_rng(seed)
-    y = labels.numpy()
-    keep = []
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        keep.append(rng.choice(idx, size=max(1, math.ceil(fraction * len(idx))), replace=False))
-    order = torch.from_numpy(rng.permutation(np.concatenate(keep)))
-    return replace(
-        data,
-        train=TensorDataset(images[order].contiguous(), labels[order].contiguous()),
-        name=f"{data.name}_frac{fraction:g}",
-    )
-
-
-def resize_splits(data: DataSplits, *, resolution: int | tuple[int, int]) -> DataSplits:
-    """Resize every split's images to ``resolution`` (an int for square images).
-
-    Bilinear interpolation with antialiasing (:func:`torch.nn.functional.interpolate`), as
-    :func:`~optuna_nas.data.load_digits` resizes; the images are already normalised, and
-    interpolation is a weighted mean, so they stay roughly zero-mean.
-    """
-    size = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise ValueError(
-            f"`resolution` must be an int >= 1 or a pair of them, but got {resolution=}."
-        )
-    if size == data.input_shape[1:]:
-        return data
-
-    def resize(split: TensorDataset) -> TensorDataset:
-        x, y = split.tensors
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        return TensorDataset(x.contiguous(), y)
-
-    return DataSplits(
-        train=resize(data.train),
-        val=resize(data.val),
-        test=resize(data.test),
-        input_shape=(data.input_shape[0], size[0], size[1]),
-        num_classes=data.num_classes,
-        name=f"{data.name}_{size[0]}x{size[1]}",
-    )
-
-
 class ProxyTraining(Evaluator):
     """Train a reduced candidate on a reduced task and report its validation accuracy.
 
     Args:
-        data: The full task; the pipeline checks the space against it.
+        data: The full task, any :class:`~optuna_nas.data.DataSplits`; the pipeline checks
+            the space against it. The fraction and the resolution work on any split
+            (:func:`~optuna_nas.data.subsample_splits`, :func:`~optuna_nas.data.resize_splits`).
         training: The full training recipe; ``epochs`` overrides its length.
         data_fraction: Fraction of every class of the training split used (stratified, drawn
             once with ``data_seed``); validation always uses the whole validation split.
@@ -155,7 +102,7 @@ class ProxyTraining(Evaluator):
         resolution: Train and validate at this input resolution (None: the data's); the spec is
             rebuilt for it with :func:`rescale_spec`.
         width_multiplier: Factor on every layer's width (:func:`rescale_spec`).
-        batch_size: Mini-batch size.
+        batch_size: Mini-batch size (None: ``data.loader.batch_size``).
         device: Where to train (never chosen automatically).
         data_seed: Seed of the training subset.
 
@@ -175,7 +122,7 @@ class ProxyTraining(Evaluator):
         epochs: int | None = None,
         resolution: int | None = None,
         width_multiplier: float = 1.0,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: str | torch.device = "cpu",
         data_seed: int = 0,
     ) -> None:
@@ -190,14 +137,12 @@ class ProxyTraining(Evaluator):
         w = width_multiplier
         if isinstance(w, bool) or not (isinstance(w, (int, float)) and math.isfinite(w) and w > 0):
             raise ValueError(f"`width_multiplier` must be finite and > 0, but got {w!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size >= 1` must hold, but got {batch_size=}.")
-        self.data = data
+        self.data = check_data(data)
         self.training = training if epochs is None else replace(training, epochs=epochs)
         self.data_fraction = float(data_fraction)
         self.resolution = resolution
         self.width_multiplier = float(w)
-        self.batch_size = batch_size
+        self.batch_size = resolve_batch_size(batch_size, data)
         self.device = torch.device(device)
         proxy = subsample_splits(data, fraction=data_fraction, seed=data_seed)
         if resolution is not None:

@@ -32,6 +32,8 @@ from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._base import check_data
+from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._supernet import Supernet
 from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
@@ -68,7 +70,8 @@ class WeightSharingEvaluator(Evaluator):
             ``optuna.artifacts.FileSystemArtifactStore(path)``; every worker must reach it.
         training: How the supernet is trained (epochs over the training data, one sampled
             path per batch).
-        batch_size: Batch size of supernet training and of scoring.
+        batch_size: Batch size of supernet training and of scoring (None:
+            ``data.loader.batch_size``).
         calibration_batches: Training batches used to recalibrate batch norm per candidate.
         seed: Seeds supernet initialisation, path sampling and data order.
         device: Where the supernet trains and candidates are scored.
@@ -120,7 +123,7 @@ class WeightSharingEvaluator(Evaluator):
         space: SearchSpace,
         artifact_store: ArtifactStore,
         training: TrainingConfig,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         calibration_batches: int = 4,
         seed: int = 0,
         device: str | torch.device = "cpu",
@@ -132,12 +135,16 @@ class WeightSharingEvaluator(Evaluator):
         few_shot_training: TrainingConfig | None = None,
         few_shot_min_share: float = 0.05,
     ) -> None:
-        for name, value in (
-            ("batch_size", batch_size),
-            ("calibration_batches", calibration_batches),
+        check_data(data)
+        batch_size = resolve_batch_size(batch_size, data)
+        if (
+            isinstance(calibration_batches, bool)
+            or not isinstance(calibration_batches, int)
+            or calibration_batches < 1
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
+            raise ValueError(
+                f"`calibration_batches >= 1` must hold, but got {calibration_batches=}."
+            )
         for name, seconds in (
             ("poll_interval_s", poll_interval_s),
             ("claim_settle_s", claim_settle_s),
@@ -271,7 +278,9 @@ class WeightSharingEvaluator(Evaluator):
 
     def _train_one_shot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         supernet = Supernet(self.space, seed=self.seed, device=self.device)
-        train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
+        train, _, _ = make_loaders(
+            self.data, batch_size=self.batch_size, seed=self.seed, device=self.device
+        )
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -287,7 +296,9 @@ class WeightSharingEvaluator(Evaluator):
     def _train_sub_supernets(self) -> tuple[dict[str, Any], dict[str, Any]]:
         assert self.supernet is not None and self.few_shot is not None
         split = self.few_shot
-        train, _, _ = make_loaders(self.data, batch_size=self.batch_size, seed=self.seed)
+        train, _, _ = make_loaders(
+            self.data, batch_size=self.batch_size, seed=self.seed, device=self.device
+        )
         states: dict[str, Any] = {}
         records: dict[str, Any] = {}
         for i, part in enumerate(self.few_shot_parts):
@@ -392,14 +403,16 @@ class WeightSharingEvaluator(Evaluator):
             "probes": probes,
             "data": [
                 self.data.name,
-                len(self.data.train),
-                len(self.data.val),
+                self.data.size("train"),
+                self.data.size("val"),
                 list(self.data.input_shape),
             ],
             "training": repr(self.training),
             "batch_size": self.batch_size,
             "seed": self.seed,
         }
+        if self.data.augment is not None:  # data stored before augmentation keep theirs
+            described["augment"] = repr(self.data.augment)
         if self.sampling != "uniform":  # uniform supernets stored before the option keep theirs
             described["sampling"] = self.sampling
         if self.few_shot is not None:
@@ -426,7 +439,9 @@ class WeightSharingEvaluator(Evaluator):
             if key in self.sub_supernets:
                 supernet, part = self.sub_supernets[key], key
         model, inherited = supernet.inherit(spec, seed=seed)
-        train, val, _ = make_loaders(self.data, batch_size=self.batch_size, seed=seed)
+        train, val, _ = make_loaders(
+            self.data, batch_size=self.batch_size, seed=seed, device=self.device
+        )
         batches = list(itertools.islice(train, self.calibration_batches))
         recalibrate_batchnorm(model, batches, device=self.device)
         accuracy = evaluate_accuracy(model, val, device=self.device)

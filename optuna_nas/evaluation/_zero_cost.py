@@ -37,10 +37,12 @@ from torch import nn
 import torch.nn.functional as F
 
 from optuna_nas.data import DataSplits
+from optuna_nas.data import sample_batch
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
-from optuna_nas.nn import build_model
+from optuna_nas.evaluation._base import build_seeded
+from optuna_nas.evaluation._base import check_data
 from optuna_nas.spec import ArchitectureSpec
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Tanh)
@@ -159,8 +161,7 @@ def zero_cost_score(
     """Build ``spec`` with weights seeded by ``seed`` and score it with ``proxy`` on one batch."""
     if proxy not in ZERO_COST_PROXIES:
         raise ValueError(f"`proxy` must be one of {sorted(ZERO_COST_PROXIES)}, but got {proxy!r}.")
-    torch.manual_seed(seed)
-    model = build_model(spec).to(inputs.device)
+    model = build_seeded(spec, seed=seed).to(inputs.device)
     return ZERO_COST_PROXIES[proxy](model, inputs, labels)
 
 
@@ -168,8 +169,10 @@ class ZeroCostEvaluator(Evaluator):
     """Score each candidate with a zero-cost proxy at initialisation, on one mini-batch.
 
     Args:
-        data: The task; the mini-batch is ``batch_size`` training images drawn with
-            ``batch_seed`` (the same batch for every candidate, as in the papers).
+        data: The task (any :class:`~optuna_nas.data.DataSplits`); the mini-batch is
+            ``batch_size`` training images drawn with ``batch_seed``
+            (:func:`~optuna_nas.data.sample_batch`, un-augmented), the same batch for every
+            candidate, as in the papers.
         proxy: ``"synflow"``, ``"naswot"``, ``"snip"`` or ``"grad_norm"``.
         batch_size: Images in the mini-batch (Mellor et al. use 128; Abdelfattah et al. 64).
         device: Where the network runs (never chosen automatically).
@@ -198,24 +201,21 @@ class ZeroCostEvaluator(Evaluator):
             )
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
             raise ValueError(f"`batch_size >= 2` must hold, but got {batch_size=}.")
-        images, labels = data.train.tensors
-        if batch_size > len(labels):
+        self.data = check_data(data)
+        n = len(data.train)  # type: ignore[arg-type]
+        if batch_size > n:
             raise ValueError(
-                f"`batch_size` must be at most the {len(labels)} training images, "
-                f"but got {batch_size=}."
+                f"`batch_size` must be at most the {n} training images, but got {batch_size=}."
             )
-        self.data = data
         self.proxy = proxy
         self.device = torch.device(device)
-        generator = torch.Generator().manual_seed(batch_seed)
-        idx = torch.randperm(len(labels), generator=generator)[:batch_size]
-        self.inputs = images[idx].to(self.device)
-        self.labels = labels[idx].to(self.device)
+        self.inputs, self.labels = sample_batch(
+            data, "train", size=batch_size, seed=batch_seed, device=self.device
+        )
 
     def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
         start = time.perf_counter()
-        torch.manual_seed(seed)
-        model = build_model(spec).to(self.device)
+        model = build_seeded(spec, seed=seed).to(self.device)
         score = ZERO_COST_PROXIES[self.proxy](model, self.inputs, self.labels)
         return Evaluation(
             values={"zero_cost": score},

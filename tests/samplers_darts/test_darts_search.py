@@ -70,8 +70,7 @@ def test_alpha_ranks_the_needed_conv_first_on_a_task_only_it_solves() -> None:
     losses: list[float] = []
     search(
         state,
-        data.train,
-        data.val,
+        data,
         seed=0,
         start_epoch=0,
         on_epoch=lambda r, s: losses.append(r.train_loss),
@@ -97,8 +96,7 @@ def test_skip_dominance_stops_the_search_early() -> None:
     records: list[int] = []
     done, stopped = search(
         state,
-        data.train,
-        data.val,
+        data,
         seed=0,
         start_epoch=0,
         on_epoch=lambda r, s: records.append(r.skip_edges),
@@ -116,8 +114,7 @@ def test_gdas_search_moves_alpha_with_one_sampled_op_per_batch() -> None:
     taus: list[float] = []
     search(
         state,
-        data.train,
-        data.val,
+        data,
         seed=0,
         start_epoch=0,
         on_epoch=lambda r, s: taus.append(r.tau),

@@ -98,7 +98,9 @@ class DartsSampler(BaseSampler):
         poll_interval: float = 1.0,
     ) -> None:
         if not isinstance(data, DataSplits):
-            raise TypeError(f"`data` must be a DataSplits, but got {type(data).__name__}.")
+            raise TypeError(
+                f"`data` must be an optuna_nas.data.DataSplits, but got {type(data).__name__}."
+            )
         if not isinstance(space, SearchSpace):
             raise TypeError(f"`space` must be a SearchSpace, but got {type(space).__name__}.")
         if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
@@ -149,7 +151,7 @@ class DartsSampler(BaseSampler):
             "searched": {p.name: list(p.choices) for p in self._plan.params},
             "fixed": dict(self._plan.fixed),
             "config": self._config.to_dict(),
-            "data": {"name": d.name, "train": len(d.train), "val": len(d.val)},
+            "data": {"name": d.name, "train": d.size("train"), "val": d.size("val")},
         }
 
     def alpha(self, study: optuna.Study) -> dict[str, list[float]] | None:
@@ -183,7 +185,7 @@ class DartsSampler(BaseSampler):
             else:
                 state.net.load_alpha(history[-1]["alpha"])
                 for epoch in range(done):
-                    run_epoch(state, *self._splits(), epoch=epoch, seed=seed, update_alpha=False)
+                    run_epoch(state, self._data, epoch=epoch, seed=seed, update_alpha=False)
             # Killed after saving the epoch that triggered the DARTS+ stop: the search is over.
             last, limit = history[-1], self._config.max_skip_edges
             if limit is not None and done > self._config.warmup and last["skip_edges"] >= limit:
@@ -200,9 +202,7 @@ class DartsSampler(BaseSampler):
                 persist.save_checkpoint(study, self._store, record.epoch + 1, st.state_dict())
             persist.heartbeat(study, self._worker)
 
-        epochs, stopped = search(
-            state, *self._splits(), seed=seed, start_epoch=done, on_epoch=on_epoch
-        )
+        epochs, stopped = search(state, self._data, seed=seed, start_epoch=done, on_epoch=on_epoch)
         return self._finish(study, epochs, stopped, state.net.alpha_dict())
 
     def _finish(
@@ -211,9 +211,6 @@ class DartsSampler(BaseSampler):
         result = {"epochs": epochs, "stopped_early": stopped, "alpha": dict(alpha)}
         persist.put(study, persist.RESULT, result)
         return dict(alpha)
-
-    def _splits(self) -> tuple[Any, Any]:
-        return self._data.train, self._data.val
 
     # ------------------------------------------------------------------ the sampler contract
 

@@ -47,9 +47,10 @@ from typing import Literal
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
-from torch.utils.data import TensorDataset
 
+from optuna_nas.data import Batches
+from optuna_nas.data import DataSplits
+from optuna_nas.data import make_loader
 from optuna_nas.samplers._darts._supernet import DartsSupernet
 from optuna_nas.samplers._darts._supernet import export_choices
 
@@ -235,12 +236,13 @@ class SearchState:
         self.a_opt.load_state_dict(state["a_opt"])
 
 
-def _loader(split: TensorDataset, batch_size: int, seed: int) -> DataLoader[Any]:
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(split, batch_size=batch_size, shuffle=True, generator=g)
+def _loader(
+    data: DataSplits, split: str, batch_size: int, seed: int, device: torch.device
+) -> Batches:
+    return make_loader(data, split, batch_size=batch_size, seed=seed, device=device, shuffle=True)
 
 
-def _cycle(loader: DataLoader[Any]) -> Iterator[Any]:
+def _cycle(loader: Batches) -> Iterator[Any]:
     while True:
         yield from loader
 
@@ -253,8 +255,7 @@ def skip_edges(state: SearchState, alpha: Mapping[str, list[float]]) -> int:
 
 def run_epoch(
     state: SearchState,
-    train: TensorDataset,
-    val: TensorDataset,
+    data: DataSplits,
     *,
     epoch: int,
     seed: int,
@@ -274,10 +275,10 @@ def run_epoch(
     state.set_epoch_lr(epoch)
     state.net.aux_skip = c.aux_skip * (1 - epoch / c.epochs)
     state.net.train()
-    val_batches = _cycle(_loader(val, c.batch_size, base + 2))
+    val_batches = _cycle(_loader(data, "val", c.batch_size, base + 2, device))
     t_sum = v_sum = 0.0
     n = 0
-    for xt, yt in _loader(train, c.batch_size, base + 1):
+    for xt, yt in _loader(data, "train", c.batch_size, base + 1, device):
         xt, yt = xt.to(device), yt.to(device)
         if update_alpha:
             xv, yv = (t.to(device) for t in next(val_batches))
@@ -311,8 +312,7 @@ def run_epoch(
 
 def search(
     state: SearchState,
-    train: TensorDataset,
-    val: TensorDataset,
+    data: DataSplits,
     *,
     seed: int,
     start_epoch: int,
@@ -322,7 +322,7 @@ def search(
     c = state.config
     for epoch in range(start_epoch, c.epochs):
         update = epoch >= c.warmup
-        record = run_epoch(state, train, val, epoch=epoch, seed=seed, update_alpha=update)
+        record = run_epoch(state, data, epoch=epoch, seed=seed, update_alpha=update)
         on_epoch(record, state)
         skips = record.skip_edges
         if update and c.max_skip_edges is not None and skips >= c.max_skip_edges:
