@@ -6,6 +6,7 @@ Supported URLs (the same string every worker of a study is started with):
     One file, the default for a single worker (``RDBStorage``).
 ``postgresql+psycopg2://user:pass@host:5432/db``, ``mysql+pymysql://user:pass@host:3306/db``
     A database server through SQLAlchemy (``RDBStorage``), for many workers on many machines.
+    ``postgres://`` (an alias SQLAlchemy dropped in 1.4) is refused with the spelling to use.
 ``journal:///relative.log``, ``journal:////absolute.log``
     Optuna's journal file (``JournalStorage`` over ``JournalFileBackend``), for workers that share
     a file system (NFS) but no database server.
@@ -37,18 +38,29 @@ from optuna_nas.storage._heartbeat import JournalHeartbeatStorage
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SCHEMA_ATTEMPTS = 3
+_DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "redis": 6379,
+    "rediss": 6379,
+}
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its password replaced by ``***`` (for messages and logs).
+
+    Works on the text alone, so it never raises, even for a URL that cannot be opened (a port
+    that is not a number, an unbalanced IPv6 bracket).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, hostport = rest[:end].rpartition("@")  # as urllib: the last "@" ends it
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostport}{rest[end:]}"
 
 
 def open_storage(
@@ -72,8 +84,9 @@ def open_storage(
             ``database is locked``.
 
     Raises:
-        ValueError: the URL is malformed, names a missing directory or a non-SQLite file, or
-            needs a driver that is not installed. Nothing is created.
+        ValueError: the URL is malformed (a port outside ``1..65535`` or not a number, the
+            ``postgres://`` alias), names a missing directory or a non-SQLite file, or needs a
+            driver that is not installed. Nothing is created.
         ConnectionError: the server does not answer or refuses the login. Nothing is created.
     """
     if not isinstance(url, str) or "://" not in url:
@@ -85,9 +98,13 @@ def open_storage(
     _check_heartbeat(heartbeat_interval, grace_period, max_retry)
     scheme = url.split("://", 1)[0].lower()
     backend = scheme.split("+", 1)[0]
+    if backend == "postgres":
+        _refuse_postgres_alias(url)
+    if backend in _DEFAULT_PORTS:
+        _check_port(url, backend)
     if backend == "sqlite":
         return _open_sqlite(url, heartbeat_interval, grace_period, max_retry, sqlite_timeout)
-    if backend in ("postgresql", "postgres", "mysql", "mariadb"):
+    if backend in ("postgresql", "mysql", "mariadb"):
         return _open_server(url, heartbeat_interval, grace_period, max_retry)
     if scheme == "journal":
         backend_obj: Any = _journal_file(url)
@@ -114,6 +131,37 @@ def _check_heartbeat(interval: int | None, grace: int | None, max_retry: int | N
             raise ValueError(f"`{name} >= 1` must hold, but got {name}={value}.")
     if max_retry is not None and (isinstance(max_retry, bool) or max_retry < 0):
         raise ValueError(f"`max_retry` must be None or an int >= 0, but got {max_retry!r}.")
+
+
+def _refuse_postgres_alias(url: str) -> None:
+    """``postgres://`` is not a SQLAlchemy scheme (1.4 dropped the alias), so Optuna, its CLI and
+    optuna-dashboard cannot open such a URL. It is refused with the spelling that works rather
+    than rewritten, so that the URL a user passes on is one every Optuna tool opens."""
+    scheme, rest = url.split("://", 1)
+    driver = scheme.partition("+")[2] or "psycopg2"
+    fixed = mask_url(f"postgresql+{driver}://{rest}")
+    raise ValueError(
+        f"the storage URL {mask_url(url)!r} uses the scheme {scheme!r}, which SQLAlchemy (and so "
+        f"Optuna and optuna-dashboard) does not accept since SQLAlchemy 1.4; write it as "
+        f"{fixed!r}."
+    )
+
+
+def _check_port(url: str, backend: str) -> None:
+    """A server URL's port, if it has one, must be a decimal int in ``[1, 65535]``."""
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    hostport = netloc.rpartition("@")[2]
+    if ":" not in hostport or hostport.endswith("]"):  # no port ("[::1]": IPv6, no port)
+        return
+    host, _, port = hostport.rpartition(":")
+    if not port:  # "host:": the driver's default, as in urllib
+        return
+    if not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(
+            f"the port of the storage URL {mask_url(url)!r} must be an int with "
+            f"`1 <= port <= 65535`, but got {port!r}; write e.g. {host}:{_DEFAULT_PORTS[backend]} "
+            f"(the default {backend} port), or leave the port out for the default."
+        )
 
 
 def _retry_callback(interval: int | None, max_retry: int | None) -> Any:
