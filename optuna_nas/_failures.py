@@ -1,4 +1,5 @@
-"""The exception that fails one candidate's trial without stopping the study (torch-free)."""
+"""The exceptions that fail one candidate's trial (:class:`CandidateFailed`) or stop the study
+(:class:`DataError`) -- torch-free, so the storage layer can tell them apart."""
 
 from __future__ import annotations
 
@@ -10,4 +11,15 @@ class CandidateFailed(RuntimeError):
     :func:`optuna_nas.storage.run_study` always catches it (the trial is recorded as ``FAIL``
     and the worker goes on); with plain ``study.optimize`` pass ``catch=(CandidateFailed,)``
     (or ``catch=(RuntimeError,)``, of which it is a subclass).
+    """
+
+
+class DataError(ValueError):
+    """A data set breaks a rule: the message names the data set, the split, the index and the fix.
+
+    Bad data is the user's set-up, not a candidate's fault: raised when the data object is
+    made, it stops the study before its first trial; found while a trial loads a batch, it
+    fails that one trial (the reason in ``user_attrs["fail_reason"]``) and
+    :func:`optuna_nas.storage.run_study` stops instead of failing trial after trial, even when
+    ``ValueError`` is in its ``catch``.
     """

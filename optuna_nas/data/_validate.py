@@ -14,15 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from optuna_nas._failures import DataError
+
+__all__ = ["DataError", "check_sample", "check_tensors", "sample_indices"]
+
 _SAMPLE = 32
 """Items checked per split (plus the first and the last) when the split is not in memory."""
-
-
-class DataError(ValueError):
-    """A data set breaks a rule: the message names the data set, the split, the index and the fix.
-
-    Bad data is the user's set-up, not a candidate's fault: it fails the study, not one trial.
-    """
 
 
 def check_sample(

@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_nas._failures import CandidateFailed
+from optuna_nas._failures import DataError
 from optuna_nas.storage._claims import claim_board
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -73,7 +74,9 @@ def run_study(
         n_trials: The total number of finished trials wanted (not the number to add).
         catch: Exceptions that fail a trial without stopping the worker (``Study.optimize``),
             in addition to :class:`~optuna_nas.objective.CandidateFailed` (a diverged or
-            out-of-memory candidate), which is always caught.
+            out-of-memory candidate), which is always caught. A
+            :class:`~optuna_nas.data.DataError` (bad data found while loading) fails its trial
+            and stops the worker even when ``ValueError`` is caught.
         poll_interval: Seconds between checks while waiting for other workers' trials.
         max_consecutive_failures: Give up (``RuntimeError``) when this many trials of this
             worker failed in a row, instead of failing forever on a broken set-up.
@@ -94,7 +97,10 @@ def run_study(
         raise ValueError(f"`timeout` must be None or > 0, but got {timeout=}.")
     deadline = None if timeout is None else time.monotonic() + timeout
     slots = is_heartbeat_enabled(study._storage)
-    wrapped = _with_slot(objective, n_trials, poll_interval) if slots else objective
+    bad_data: list[DataError] = []
+    wrapped = _stop_on_data_error(
+        _with_slot(objective, n_trials, poll_interval) if slots else objective, bad_data
+    )
     ran = failures = 0
     last: list[FrozenTrial] = []
     while True:
@@ -113,6 +119,8 @@ def run_study(
             callbacks=[lambda _, t: last.append(t), *callbacks],
         )
         ran += 1
+        if bad_data:  # the set-up's fault: every further trial would fail the same way
+            raise bad_data[0]
         if last[-1].system_attrs.get(SURPLUS_ATTR):
             continue  # the loop's check sees the study finished (or a slot freed meanwhile)
         failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
@@ -121,6 +129,17 @@ def run_study(
                 f"{failures} trials of this worker failed in a row (the last is trial "
                 f"{last[-1].number}; see the log for its error); stopping."
             )
+
+
+def _stop_on_data_error(objective: Objective, found: list[DataError]) -> Objective:
+    def run(trial: optuna.Trial) -> Any:
+        try:
+            return objective(trial)
+        except DataError as e:
+            found.append(e)
+            raise
+
+    return run
 
 
 def _with_slot(objective: Objective, n_trials: int, poll_interval: float) -> Objective:

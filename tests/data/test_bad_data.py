@@ -159,7 +159,8 @@ def test_a_bad_item_found_during_a_trial_fails_the_study_once_and_keeps_finished
         objective = NASObjective(
             space, FullTraining(d, training=TrainingConfig(epochs=1)), objectives=("val_accuracy",)
         )
-        run_study(study, objective, n_trials=n_trials)
+        # As the study scripts do: ValueError fails a trial, yet bad data stops the worker.
+        run_study(study, objective, n_trials=n_trials, catch=(RuntimeError, ValueError))
         return study
 
     run(good, 1)
