@@ -9,16 +9,19 @@ for optuna-dashboard.
 
 The data: the CIFAR-10 "python version" (Krizhevsky, 2009), i.e. the folder
 ``cifar-10-batches-py`` with the pickled ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``
-from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz. Nothing is downloaded: the study
-refuses with a message when the folder is absent, and when no CUDA GPU is there unless
-``--cpu`` is given.
+from https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, read by
+:func:`optuna_nas.data.load_cifar10` into memory, with the standard augmentation (random crop
+after 4-pixel padding, horizontal flip) applied batch-wise on the device; ``--no-augment`` turns
+it off. Nothing is downloaded: the study refuses with a message when the folder is absent.
+The device is yours to name (``--device cuda:0``, default ``cuda``; ``--device cpu`` runs on
+the CPU).
 
 How long: an estimate, not measured here (no GPU on the machine this was written on): with the
 defaults (2 cells per stage, 10 epochs, batch 256) about 1-3 minutes per trial on one modern
-GPU, so 20 trials take roughly 30-60 minutes. On a CPU (``--cpu``) it is hours; use
+GPU, so 20 trials take roughly 30-60 minutes. On a CPU (``--device cpu``) it is hours; use
 ``--subset`` to train on fewer images.
 
-    python studies/cifar10_cells.py --data-dir ~/data/cifar-10-batches-py --trials 20
+    python studies/cifar10_cells.py --data-dir ~/data/cifar-10-batches-py --device cuda:0
     optuna-nas run studies/cifar10_cells.py --trials 20 --timeout 3600 -- --data-dir DATA
 
 Resume: rerun the same command (``--trials`` counts finished trials in total). View it:
@@ -31,91 +34,33 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-import pickle
 import warnings
 
-import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.trial import TrialState
 import torch
-from torch.utils.data import TensorDataset
 
-from optuna_nas.data import DataSplits
+from optuna_nas.data import LoaderSettings
+from optuna_nas.data import load_cifar10
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import ProgressBar
-from optuna_nas.report import attach_architecture
 from optuna_nas.report import default_artifact_dir
 from optuna_nas.report import report
-from optuna_nas.report import stored_spec
 from optuna_nas.samplers import SAMPLER_NAMES
 from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import CellSpace
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
-
-
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with path.open("rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return images, np.asarray(batch[b"labels"], dtype=np.int64)
-
-
-def cifar10_folder(data_dir: Path) -> Path:
-    """The folder holding the batches: ``data_dir`` or its ``cifar-10-batches-py``."""
-    for folder in (data_dir, data_dir / "cifar-10-batches-py"):
-        if all((folder / name).is_file() for name in [*BATCHES, "test_batch"]):
-            return folder
-    raise SystemExit(
-        f"cifar10_cells: no CIFAR-10 in {str(data_dir)!r}: expected the python version's "
-        "data_batch_1..data_batch_5 and test_batch there or in its cifar-10-batches-py/ "
-        "(https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz); pass --data-dir."
-    )
-
-
-def load_cifar10(folder: Path, *, seed: int, val_size: int, subset: int | None) -> DataSplits:
-    """Train/validation split of the 50,000 training images (seeded), the official test set,
-    normalised per channel with training statistics; ``subset`` keeps that many training images.
-    """
-    parts = [_read_batch(folder / name) for name in BATCHES]
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    test_x, test_y = _read_batch(folder / "test_batch")
-    if not 0 < val_size < len(images):
-        raise SystemExit(
-            f"cifar10_cells: --val-size must be in (0, {len(images)}), got {val_size}."
-        )
-    order = np.random.default_rng(seed).permutation(len(images))
-    val_idx, train_idx = order[:val_size], order[val_size:]
-    if subset is not None:
-        train_idx = train_idx[:subset]
-    x = torch.from_numpy(images).float() / 255.0
-    mean = x[train_idx].mean(dim=(0, 2, 3), keepdim=True)
-    std = x[train_idx].std(dim=(0, 2, 3), keepdim=True)
-
-    def norm(t: torch.Tensor) -> torch.Tensor:
-        return ((t - mean) / std).contiguous()
-
-    y = torch.from_numpy(labels)
-    test = TensorDataset(norm(torch.from_numpy(test_x).float() / 255.0), torch.from_numpy(test_y))
-    return DataSplits(
-        train=TensorDataset(norm(x[train_idx]), y[train_idx]),
-        val=TensorDataset(norm(x[val_idx]), y[val_idx]),
-        test=test,
-        input_shape=(3, 32, 32),
-        num_classes=10,
-        name="cifar10",
-    )
+from optuna_nas.storage import count_finished
+from optuna_nas.storage import mask_url
+from optuna_nas.storage import open_storage
+from optuna_nas.storage import run_study
 
 
 def main(argv: list[str] | None = None) -> optuna.Study:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("data/cifar-10-batches-py"))
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU when no GPU is there")
+    parser.add_argument("--device", default="cuda", help="e.g. cuda:0 or cpu; never guessed")
     parser.add_argument("--trials", type=int, default=20, help="total finished trials wanted")
     parser.add_argument("--timeout", type=float, default=None, help="seconds for this run")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per trial")
@@ -123,64 +68,70 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--val-size", type=int, default=5000)
     parser.add_argument("--subset", type=int, default=None, help="training images to use")
+    parser.add_argument("--no-augment", action="store_true", help="no random crop and flip")
     parser.add_argument("--sampler", choices=SAMPLER_NAMES, default="tpe")
     parser.add_argument("--storage", default="sqlite:///cifar10_cells.db")
     parser.add_argument("--study-name", default="cifar10_cells")
     parser.add_argument("--artifact-dir", default=None, help="default: next to the database")
+    parser.add_argument("--heartbeat", type=int, default=60, help="seconds between heartbeats")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    folder = cifar10_folder(args.data_dir)
-    if torch.cuda.is_available():
-        device = "cuda"
-    elif args.cpu:
-        device = "cpu"
-    else:
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(
-            "cifar10_cells: no CUDA GPU is available, and this study is GPU-sized (about an hour "
-            "for 20 trials on one GPU); pass --cpu to run it on the CPU anyway (hours; "
-            "--subset, --epochs and --cells-per-stage make it smaller)."
+            f"cifar10_cells: --device {args.device} names a CUDA GPU, but none is available "
+            "here; this study is GPU-sized (about an hour for 20 trials on one GPU). Pass "
+            "--device cpu to run it on the CPU anyway (hours; --subset, --epochs and "
+            "--cells-per-stage make it smaller)."
         )
-    data = load_cifar10(folder, seed=args.seed, val_size=args.val_size, subset=args.subset)
+    try:
+        data = load_cifar10(
+            args.data_dir,
+            seed=args.seed,
+            val_size=args.val_size,
+            subset=args.subset,
+            augment=not args.no_augment,
+            loader=LoaderSettings(batch_size=args.batch_size),
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f"cifar10_cells: {e}") from None
     space = CellSpace.nasbench201(cells_per_stage=args.cells_per_stage)
     training = TrainingConfig(epochs=args.epochs, lr=0.1, nesterov=True, schedule="cosine")
-    evaluator = FullTraining(data, training=training, batch_size=args.batch_size, device=device)
-    nas = NASObjective(
-        space, evaluator, objectives=("val_accuracy", "flops"), seed=args.seed, device=device
-    )
+    evaluator = FullTraining(data, training=training, device=args.device)
     artifacts = Path(args.artifact_dir or default_artifact_dir(args.storage))
     artifacts.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(artifacts))
-
-    def objective(trial: optuna.Trial) -> float | tuple[float, ...]:
-        values = nas(trial)
-        spec = stored_spec(trial)
-        if spec is not None:
-            attach_architecture(trial, spec, artifact_store=store)
-        return values
-
+    objective = NASObjective(
+        space,
+        evaluator,
+        objectives=("val_accuracy", "flops"),
+        seed=args.seed,
+        device=args.device,
+        artifact_store=FileSystemArtifactStore(str(artifacts)),
+        save_weights=True,
+    )
     study = optuna.create_study(
-        storage=args.storage,
+        storage=open_storage(args.storage, heartbeat_interval=args.heartbeat),
         study_name=args.study_name,
-        directions=nas.directions,
+        directions=objective.directions,
         load_if_exists=True,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(list(nas.objectives))
-    study.set_user_attr("data", "cifar10")
+        study.set_metric_names(list(objective.objectives))
     study.sampler = create_sampler(args.sampler, seed=args.seed + len(study.trials))
-    missing = max(0, args.trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
+    missing = max(0, args.trials - count_finished(study))
     with ProgressBar(study, n_trials=missing, timeout=args.timeout) as bar:
-        study.optimize(
+        run_study(
+            study,
             objective,
-            n_trials=missing,
-            timeout=args.timeout,
+            n_trials=args.trials,
             catch=(RuntimeError, ValueError),
-            callbacks=[bar, optuna.study.MaxTrialsCallback(args.trials, states=FINISHED)],
+            timeout=args.timeout,
+            callbacks=[bar],
         )
     print(report(study).to_text())
-    print(f"\nView it:  optuna-nas dashboard --storage {args.storage} --artifact-dir {artifacts}")
+    shown = mask_url(args.storage)
+    print(f"\nView it:  optuna-nas dashboard --storage {shown} --artifact-dir {artifacts}")
     return study
 
 
