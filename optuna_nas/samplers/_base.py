@@ -10,6 +10,14 @@ distribution changed. So the samplers work on any define-by-run Optuna search sp
 
 The plan's lineage (``parent`` trial number, ``mutated`` names, ...) is stored as the trial's
 system attr ``optuna_nas:plan`` so plain Optuna tools show where a trial came from.
+
+A trial whose params were set before it ran is not planned and gets no lineage of ours: an
+enqueued trial (:meth:`optuna.Study.enqueue_trial`, system attr ``fixed_params``; the params
+it does not fix are drawn at random) and a trial created with params, such as a heartbeat retry
+(:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, system attr ``failed_trial``), which
+keeps the lineage Optuna copies from the trial it re-runs. Planning them would record a parent
+and mutations that did not produce their params, and samplers that read lineage back (the
+levels of :class:`~optuna_nas.samplers.ProgressiveSampler`) would trust it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
@@ -30,9 +39,16 @@ from optuna.trial import TrialState
 
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
+from optuna_nas.samplers._history import param_key
 from optuna_nas.samplers._mutation import contains
 
 PLAN_ATTR = "optuna_nas:plan"
+#: How often a sampler with ``avoid_duplicates`` redraws a child already evaluated.
+DUPLICATE_TRIES = 20
+# Optuna's own system attrs of trials whose params are set before they run.
+_FIXED_ATTRS = ("fixed_params", "failed_trial")
+
+_logger = optuna.logging.get_logger(__name__)
 
 
 def check_int(name: str, value: Any, low: int) -> int:
@@ -61,6 +77,7 @@ class _PlanningSampler(BaseSampler):
         self._plans: dict[tuple[int, int], dict[str, Any]] = {}
         self._histories: dict[tuple[int, int], History] = {}
         self._lock = threading.RLock()
+        self._warned_duplicate: set[tuple[int, int]] = set()
 
     def reseed_rng(self) -> None:
         with self._lock:
@@ -104,6 +121,10 @@ class _PlanningSampler(BaseSampler):
             )
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        if trial.params:  # created with params (a heartbeat retry, `study.add_trial`): not ours
+            with self._lock:
+                self._plans[(id(study._storage), trial._trial_id)] = {}
+            return
         self._plan_of(study, trial)
 
     def after_trial(
@@ -129,11 +150,41 @@ class _PlanningSampler(BaseSampler):
             plan = self._plans.get(key)
             if plan is not None:
                 return plan
-            trials = complete_trials(study)
-            plan, lineage = self._plan(study, trial, trials, self._history(study, trials))
+            lineage: dict[str, Any] = {}
+            if any(name in trial.system_attrs for name in _FIXED_ATTRS):
+                plan = {}
+            else:
+                trials = complete_trials(study)
+                plan, lineage = self._plan(study, trial, trials, self._history(study, trials))
             self._plans[key] = plan
         if lineage:
             study._storage.set_trial_system_attr(
                 trial._trial_id, PLAN_ATTR, json.loads(json.dumps(lineage, default=str))
             )
         return plan
+
+    def _note_duplicate(
+        self,
+        study: Study,
+        params: dict[str, Any],
+        history: History,
+        lineage: dict[str, Any],
+        remedy: str,
+    ) -> None:
+        """Say that ``params``, kept after :data:`DUPLICATE_TRIES` redraws, repeat a COMPLETE
+        trial: ``duplicate_of`` (that trial's number) in ``lineage``, and a warning (through
+        ``optuna.logging.get_logger``) once per study and sampler, naming ``remedy``."""
+        number = history.keys.get(param_key(params))
+        if number is None:
+            return
+        lineage["duplicate_of"] = number
+        study_key = (id(study._storage), study._study_id)
+        if study_key in self._warned_duplicate:
+            return
+        self._warned_duplicate.add(study_key)
+        _logger.warning(
+            f"{type(self).__name__} found no new params in {DUPLICATE_TRIES} tries and keeps a "
+            f"duplicate of trial {number}; such trials carry `duplicate_of` in their system attr "
+            f"{PLAN_ATTR!r}. The search may have exhausted what it can reach: {remedy}, or pass "
+            "`avoid_duplicates=False` to re-evaluate on purpose. Logged once per study."
+        )

@@ -10,6 +10,7 @@ from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
 from optuna_nas.samplers._base import check_int
 from optuna_nas.samplers._history import History
@@ -39,7 +40,9 @@ class RegularizedEvolutionSampler(_PlanningSampler):
 
     Differences from the paper, all optional: with ``avoid_duplicates`` a child whose params equal
     a COMPLETE trial's is re-mutated (up to 20 tries), since a deterministic objective gains
-    nothing from a re-evaluation. With a ``predictor`` (e.g.
+    nothing from a re-evaluation; a duplicate kept after 20 tries is recorded as
+    ``duplicate_of`` (the trial it repeats) in its system attr ``optuna_nas:plan``, and a warning
+    is logged once per study. With a ``predictor`` (e.g.
     :class:`~optuna_nas.samplers.KernelPredictor`), ``num_candidates`` children are mutated from
     the winner and the one the predictor scores best is evaluated: predictor-guided evolution as
     in NPENAS (Wei et al. 2022) and BANANAS's mutation-based acquisition (White et al. 2021),
@@ -101,7 +104,7 @@ class RegularizedEvolutionSampler(_PlanningSampler):
         parent = population[max(picked, key=lambda i: (score[i], -i))]
         candidates: list[tuple[dict[str, Any], list[str]]] = []
         for _ in range(self._num_candidates):
-            for _ in range(20):
+            for _ in range(DUPLICATE_TRIES):
                 child, changed = mutate(
                     parent.params, parent.distributions, self._rng, self._num_mutations
                 )
@@ -114,7 +117,11 @@ class RegularizedEvolutionSampler(_PlanningSampler):
             predicted = self._predictor(observed, [c for c, _ in candidates], history.space)
             chosen = int(np.argmax(predicted))
         child, changed = candidates[chosen]
-        return child, {"parent": parent.number, "mutated": changed}
+        lineage: dict[str, Any] = {"parent": parent.number, "mutated": changed}
+        if self._avoid_duplicates:
+            remedy = "widen the search space or raise `num_mutations`"
+            self._note_duplicate(study, child, history, lineage, remedy)
+        return child, lineage
 
     def _observed(
         self, study: Study, trials: Sequence[FrozenTrial]

@@ -94,17 +94,33 @@ def fitness(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection])
     return score
 
 
+def reference_losses(loss: np.ndarray) -> np.ndarray | None:
+    """A hypervolume reference point for the ``(n, n_objectives)`` losses ``loss``, derived as
+    the report derives its own (:func:`optuna_nas.report.reference_point`): per objective, the
+    worst finite loss moved 10% further from the front (Optuna TPE's ``max(1.1 w, 0.9 w)``), and
+    ``1e-12`` where that is 0. ``None`` when no row of ``loss`` is finite.
+    """
+    finite = loss[np.isfinite(loss).all(axis=1)]
+    if not len(finite):
+        return None
+    worst = finite.max(axis=0)
+    ref = np.maximum(1.1 * worst, 0.9 * worst)
+    ref[ref == 0] = 1e-12
+    return np.asarray(ref)
+
+
 class History:
     """What a sampler knows of one study, read incrementally from its COMPLETE trials.
 
     ``space`` is the union of the distributions seen (a name keeps its latest distribution);
-    ``keys`` the params of every COMPLETE trial, for duplicate avoidance.
+    ``keys`` maps the params of every COMPLETE trial to the lowest number of a COMPLETE trial
+    with those params, for duplicate avoidance and for naming the trial a duplicate repeats.
     """
 
     def __init__(self) -> None:
         self._seen: set[int] = set()
         self.space: dict[str, BaseDistribution] = {}
-        self.keys: set[ParamKey] = set()
+        self.keys: dict[ParamKey, int] = {}
 
     def update(self, trials: Sequence[FrozenTrial]) -> None:
         for t in trials:
@@ -112,4 +128,5 @@ class History:
                 continue
             self._seen.add(t.number)
             self.space.update(t.distributions)
-            self.keys.add(param_key(t.params))
+            key = param_key(t.params)
+            self.keys[key] = min(self.keys.get(key, t.number), t.number)

@@ -95,6 +95,8 @@ def mutate_value(distribution: BaseDistribution, value: Any, rng: np.random.Rand
         if not 0 <= new < n:
             new = k - step if 0 <= k - step < n else k + step
         new = min(max(new, 0), n - 1)
+        if new == k and n > 1:  # both ways overshot and the clamp fell back onto the value
+            new = k - 1 if k == n - 1 else k + 1
         return int(distribution.low + new * distribution.step)
     if isinstance(distribution, (IntDistribution, FloatDistribution)):
         u = to_unit(distribution, value)

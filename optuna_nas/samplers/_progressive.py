@@ -64,7 +64,9 @@ class ProgressiveSampler(_PlanningSampler):
     the surrogate is optional. The complexity of a newly activated conditional branch (drawn by
     a :class:`~optuna.samplers.RandomSampler`) is not known when planning, so such a child may
     exceed the bound. Each trial's level is stored in its system attr ``optuna_nas:plan``, and
-    the current level is derived from those, so workers and resumed studies agree.
+    the current level is derived from those, so workers and resumed studies agree. Enqueued
+    trials are not planned, so they hold no level and count in none (a heartbeat retry keeps
+    the level of the trial it re-runs); they still join the beam when within the bound.
 
     Args:
         complexity: ``params -> int``; defaults to :func:`default_complexity`.

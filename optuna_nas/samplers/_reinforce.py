@@ -16,12 +16,14 @@ from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
 from optuna_nas.samplers._base import check_float
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
 from optuna_nas.samplers._history import losses
 from optuna_nas.samplers._history import param_key
+from optuna_nas.samplers._history import reference_losses
 from optuna_nas.samplers._history import violation
 
 POLICY_ATTR = "optuna_nas:reinforce"
@@ -65,20 +67,27 @@ class ReinforceSampler(_PlanningSampler):
     continues the learned policy.
 
     Rewards: one objective, its value (negated when minimising). Several objectives: the
-    weighted sum ``sum(w_i * v_i)`` of values oriented so larger is better (``weights``), or the
-    hypervolume improvement over the earlier COMPLETE trials w.r.t. ``reference_point`` (given
-    in the objectives' own units, as for :func:`optuna.visualization.plot_hypervolume_history`).
-    Infeasible trials get the lowest reward seen so far.
+    hypervolume improvement of the trial over the earlier feasible COMPLETE trials (Zitzler &
+    Thiele 1998), w.r.t. a reference point derived as the study report derives its own
+    (:func:`optuna_nas.report.reference_point`: per objective, the worst value among the feasible
+    COMPLETE trials up to and including this one, moved 10% further out), or w.r.t. a fixed
+    ``reference_point`` (in the objectives' own units, as for
+    :func:`optuna.visualization.plot_hypervolume_history`); or, with ``weights``, the weighted
+    sum ``sum(w_i * v_i)`` of values oriented so larger is better. A trial's reward depends only
+    on the trials numbered up to it. Infeasible trials get the lowest reward seen so far.
 
     With ``avoid_duplicates`` a trial whose drawn params equal a COMPLETE trial's is redrawn (up
-    to 20 times), an addition to the paper's algorithm.
+    to 20 times), an addition to the paper's algorithm; a duplicate kept after 20 draws is
+    recorded as ``duplicate_of`` in its system attr ``optuna_nas:plan`` and a warning is logged
+    once per study.
 
     Args:
         learning_rate: Step size of the logits.
         baseline_decay: Decay of the moving-average baseline, in [0, 1).
         entropy_weight: Weight of the entropy bonus.
         weights: Scalarisation weights, one per objective (several objectives only).
-        reference_point: Hypervolume reference point (several objectives only).
+        reference_point: A fixed hypervolume reference point (several objectives only; default:
+            derived from the trials, see above).
         avoid_duplicates: Redraw params already evaluated.
         seed: Seed of the random number generator.
     """
@@ -110,24 +119,40 @@ class ReinforceSampler(_PlanningSampler):
     # --- rewards ---------------------------------------------------------------------------
     def _check_objectives(self, directions: Sequence[StudyDirection]) -> None:
         n = len(directions)
-        given = self._weights if self._weights is not None else self._reference
-        if n == 1 and given is not None:
-            raise ValueError("`weights` and `reference_point` are for several objectives only.")
-        if n > 1 and given is None:
+        name, given = (
+            ("weights", self._weights)
+            if self._weights is not None
+            else ("reference_point", self._reference)
+        )
+        if given is None:
+            return
+        if n == 1:
             raise ValueError(
-                f"a study with {n} objectives needs `weights` (a scalarisation) or "
-                "`reference_point` (hypervolume improvement) for the REINFORCE reward."
+                f"`{name}` is for studies with several objectives, but the study has one; "
+                f"leave `{name}` out (the reward is the objective's value)."
             )
-        if given is not None and len(given) != n:
-            raise ValueError(f"expected {n} values for the study's objectives, got {given!r}.")
+        if len(given) != n:
+            raise ValueError(
+                f"`len({name}) == {n}` (one value per objective of the study) must hold, but got "
+                f"{name}={given!r}."
+            )
+
+    def _hypervolume(self, directions: Sequence[StudyDirection]) -> bool:
+        return len(directions) > 1 and self._weights is None
 
     def _reward(self, study: Study, trial: FrozenTrial, earlier: list[FrozenTrial]) -> float:
         loss = losses([trial], study.directions)[0]
-        if self._reference is None:
+        if not self._hypervolume(study.directions):
             w = np.ones(1) if self._weights is None else np.array(self._weights)
             return float(-(w * loss).sum())
-        ref = losses_of_point(self._reference, study.directions)
-        front = losses(earlier, study.directions) if earlier else np.zeros((0, len(ref)))
+        front = losses(earlier, study.directions) if earlier else np.zeros((0, len(loss)))
+        if self._reference is not None:
+            ref = losses_of_point(self._reference, study.directions)
+        else:
+            derived = reference_losses(np.vstack([front, loss]))
+            if derived is None:
+                return 0.0
+            ref = derived
         front = front[np.all(front < ref, axis=1)]
         if not np.all(loss < ref):
             return 0.0
@@ -161,7 +186,9 @@ class ReinforceSampler(_PlanningSampler):
         ]
         if not new:
             return policy
-        feasible = [t for t in trials if violation(t) == 0] if self._reference else []
+        feasible = (
+            [t for t in trials if violation(t) == 0] if self._hypervolume(study.directions) else []
+        )
         for t in new:
             earlier = [e for e in feasible if e.number < t.number]
             self._update(policy, t, study, earlier)
@@ -218,7 +245,7 @@ class ReinforceSampler(_PlanningSampler):
         self._check_objectives(study.directions)
         policy = self._policy(study, trials)
         plan: dict[str, Any] = {}
-        for _ in range(20 if self._avoid_duplicates else 1):
+        for _ in range(DUPLICATE_TRIES if self._avoid_duplicates else 1):
             plan = {}
             for name, d in history.space.items():
                 choices = _choices(d)
@@ -229,7 +256,11 @@ class ReinforceSampler(_PlanningSampler):
                 plan[name] = choices[int(self._rng.choice(len(p), p=p))]
             if param_key(plan) not in history.keys:
                 break
-        return plan, {}
+        lineage: dict[str, Any] = {}
+        if self._avoid_duplicates:
+            remedy = "widen the search space or raise `entropy_weight`"
+            self._note_duplicate(study, plan, history, lineage, remedy)
+        return plan, lineage
 
     def policy_probabilities(self, study: Study) -> dict[str, dict[str, float]]:
         """The current action probabilities per decision (for inspection and tests)."""

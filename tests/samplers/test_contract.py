@@ -26,15 +26,22 @@ FACTORIES: dict[str, Callable[[], BaseSampler]] = {
         trials_per_level=2, predictor=KernelPredictor(), seed=0
     ),
 }
-# ReinforceSampler needs a scalarisation on several objectives.
-MULTI_FACTORIES = {
+# Several objectives: the same factories (ReinforceSampler() rewards hypervolume improvement
+# by default), and ReinforceSampler's two other rewards.
+MULTI_FACTORIES: dict[str, Callable[[], BaseSampler]] = {
     **FACTORIES,
-    "reinforce": lambda: ReinforceSampler(weights=(1.0, 1.0), seed=0),
+    "reinforce_weights": lambda: ReinforceSampler(weights=(1.0, 1.0), seed=0),
+    "reinforce_reference": lambda: ReinforceSampler(reference_point=(10.0, 10.0), seed=0),
 }
 
 
 @pytest.fixture(params=sorted(FACTORIES))
 def factory_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=sorted(MULTI_FACTORIES))
+def multi_factory_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
@@ -52,5 +59,5 @@ class TestRelative(RelativeSamplerTestCase):
 
 class TestMultiObjective(MultiObjectiveSamplerTestCase):
     @pytest.fixture
-    def sampler(self, factory_name: str) -> Callable[[], BaseSampler]:
-        return MULTI_FACTORIES[factory_name]
+    def sampler(self, multi_factory_name: str) -> Callable[[], BaseSampler]:
+        return MULTI_FACTORIES[multi_factory_name]

@@ -72,7 +72,9 @@ def _two_objectives(trial: optuna.Trial) -> tuple[float, float]:
     return matches(trial), float(sum(trial.params[f"x{i}"] != "none" for i in range(10)))
 
 
-@pytest.mark.parametrize("kwargs", [{"weights": (1.0, 0.5)}, {"reference_point": (-1.0, 11.0)}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"weights": (1.0, 0.5)}, {"reference_point": (-1.0, 11.0)}]
+)
 def test_several_objectives_with_a_scalarisation_or_hypervolume_improvement(
     kwargs: dict[str, Any],
 ) -> None:
@@ -83,10 +85,15 @@ def test_several_objectives_with_a_scalarisation_or_hypervolume_improvement(
     assert _stored(study)["consumed_below"] == 29  # all but the last, so far
 
 
-def test_several_objectives_without_a_reward_raise() -> None:
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=ReinforceSampler())
-    with pytest.raises(ValueError, match="needs `weights`"):
-        study.optimize(_two_objectives, n_trials=1)
+def test_a_reward_setting_must_fit_the_objectives() -> None:
+    single = optuna.create_study(sampler=ReinforceSampler(weights=(1.0,)))
+    with pytest.raises(ValueError, match="`weights` is for studies with several objectives"):
+        single.optimize(_two_objectives, n_trials=1)
+    three = optuna.create_study(
+        directions=["maximize"] * 3, sampler=ReinforceSampler(reference_point=(0.0, 0.0))
+    )
+    with pytest.raises(ValueError, match=r"`len\(reference_point\) == 3`"):
+        three.optimize(_two_objectives, n_trials=1)
 
 
 @pytest.mark.parametrize(
