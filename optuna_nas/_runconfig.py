@@ -8,11 +8,20 @@ Keys (all but ``study_name`` and ``storage`` optional)::
     sampler = "tpe"                            # a name for optuna_nas.samplers.create_sampler
     objectives = ["val_accuracy", "params"]    # names from optuna_nas.objective.OBJECTIVES
     data = "digits"                            # digits | mnist_5k
+    device = "cpu"                             # where candidates train and latency is timed
     epochs = 5                                 # training epochs per candidate
     batch_size = 64
     seed = 0
     trials = 20                                # finished trials wanted in the study in total
     timeout = 600                              # seconds for this run (optional)
+    artifact_dir = "cells.artifacts"           # architecture diagrams (optional for sqlite)
+
+``device`` is always the one written in the config (default ``"cpu"``), never picked by
+looking at the machine; one that this machine lacks is an error before anything runs. Every
+trial gets its architecture diagram and note for optuna-dashboard
+(:func:`~optuna_nas.report.attach_architecture`, through ``NASObjective(artifact_store=...)``)
+in ``artifact_dir``, by default ``X.artifacts`` next to a ``sqlite:///X.db`` storage; other
+storages have no default folder, so they need the key.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ from pathlib import Path
 import warnings
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 import tomllib
+import torch
 
 from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
@@ -34,12 +45,14 @@ from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import ProgressBar
+from optuna_nas.report import default_artifact_dir
 from optuna_nas.samplers import SAMPLER_NAMES
 from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spaces import MobileSpace
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.storage import mask_url
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _SPACES: dict[str, Callable[..., SearchSpace]] = {
@@ -60,11 +73,13 @@ class RunConfig:
     sampler: str = "tpe"
     objectives: tuple[str, ...] = ("val_accuracy", "params")
     data: str = "digits"
+    device: str = "cpu"
     epochs: int = 5
     batch_size: int = 64
     seed: int = 0
     trials: int = 20
     timeout: float | None = None
+    artifact_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.space not in _SPACES:
@@ -81,6 +96,55 @@ class RunConfig:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout!r}.")
+        check_device(self.device)
+        if self.artifact_dir is None and not self.storage.startswith("sqlite:///"):
+            raise ValueError(
+                f"`artifact_dir` is required with storage {mask_url(self.storage)!r}: only "
+                "sqlite:///X.db storages have a default artifact folder (X.artifacts); add e.g. "
+                'artifact_dir = "study.artifacts" to the config.'
+            )
+
+
+def check_device(device: object) -> torch.device:
+    """``device`` as a :class:`torch.device` if this machine has it; else a ``ValueError``
+    that names the devices it has. Nothing is chosen for the user.
+    """
+    if not isinstance(device, str):
+        raise ValueError(
+            f"`device` must be a string such as 'cpu' or 'cuda:0', but got {device!r}."
+        )
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"`device` must be a torch device string such as 'cpu', 'cuda' or 'cuda:1', but got "
+            f"{device!r}."
+        ) from None
+    if parsed.type == "cpu":
+        return parsed
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    if accelerator is None:
+        raise ValueError(
+            f"`device` is {device!r}, but torch finds no accelerator on this machine; use "
+            "device = 'cpu', or run the config where that device exists."
+        )
+    count = torch.accelerator.device_count()
+    kind = accelerator.type
+    if parsed.type != kind or (parsed.index is not None and parsed.index >= count):
+        raise ValueError(
+            f"`device` is {device!r}, but this machine has cpu and {count} {kind} device(s) "
+            f"({kind}:0 to {kind}:{count - 1}); use one of those."
+        )
+    return parsed
+
+
+def artifact_folder(config: RunConfig) -> Path:
+    """Where the config's trials store their diagrams: ``artifact_dir``, else ``X.artifacts``
+    next to a ``sqlite:///X.db`` storage.
+    """
+    if config.artifact_dir is not None:
+        return Path(config.artifact_dir)
+    return default_artifact_dir(config.storage)
 
 
 def load_run_config(path: str | Path) -> RunConfig:
@@ -115,9 +179,21 @@ def run_config(
     data = _DATA[config.data](seed=config.seed)
     space = _SPACES[config.space](input_shape=data.input_shape, num_outputs=data.num_classes)
     evaluator = FullTraining(
-        data, training=TrainingConfig(epochs=config.epochs), batch_size=config.batch_size
+        data,
+        training=TrainingConfig(epochs=config.epochs),
+        batch_size=config.batch_size,
+        device=config.device,
     )
-    objective = NASObjective(space, evaluator, objectives=config.objectives, seed=config.seed)
+    folder = artifact_folder(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    objective = NASObjective(
+        space,
+        evaluator,
+        objectives=config.objectives,
+        seed=config.seed,
+        device=config.device,
+        artifact_store=FileSystemArtifactStore(str(folder)),
+    )
     study = optuna.create_study(
         storage=config.storage,
         study_name=config.study_name,

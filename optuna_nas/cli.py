@@ -10,6 +10,7 @@ import argparse
 from collections.abc import Callable
 from collections.abc import Sequence
 import importlib.util
+import os
 from pathlib import Path
 import sys
 from typing import Any
@@ -17,6 +18,16 @@ from typing import Any
 import optuna
 
 from optuna_nas import __version__
+
+#: What ``optuna-nas --help`` prints above the commands (plain text: argparse shows it as is).
+DESCRIPTION = (
+    "Run NAS studies, report on them, view them in optuna-dashboard and export the winner. "
+    "Every command reads the study from its storage alone. Errors are printed as one line "
+    "(--debug shows the traceback)."
+)
+#: The exit status when the reader of stdout goes away (``optuna-nas ... | head``): 128 + SIGPIPE,
+#: what a shell reports for a command that a closed pipe stopped.
+EXIT_BROKEN_PIPE = 141
 
 _EPILOGS = {
     "run": """examples:
@@ -28,7 +39,9 @@ A .py study script must define main(argv); --trials N and --timeout S are passed
 '--trials N --timeout S', followed by every argument after '--'.
 A .toml/.json config holds: study_name, storage (required), space (chain|cell|mobile),
 sampler (a create_sampler name: random, tpe, gp, nsga2, evolution, ...), objectives (a list),
-data (digits|mnist_5k), epochs, batch_size, seed, trials, timeout.
+data (digits|mnist_5k), device (default "cpu"; e.g. "cuda:0"), epochs, batch_size, seed,
+trials, timeout, artifact_dir (where each trial's architecture diagram goes; default
+X.artifacts next to a sqlite:///X.db storage, required for other storages).
 Rerunning the same command resumes the study up to --trials finished trials.""",
     "report": """examples:
   optuna-nas report --storage sqlite:///quickstart.db --study quickstart
@@ -107,12 +120,19 @@ def _run(args: argparse.Namespace, extra: list[str]) -> None:
     if target.suffix in (".toml", ".json"):
         if extra:
             raise CommandError(f"run: a config takes no extra arguments, but got {extra}.")
+        from optuna_nas._runconfig import artifact_folder
         from optuna_nas._runconfig import load_run_config
         from optuna_nas._runconfig import run_config
         from optuna_nas.report import report
+        from optuna_nas.storage import mask_url
 
-        study = run_config(load_run_config(target), trials=args.trials, timeout=args.timeout)
+        config = load_run_config(target)
+        study = run_config(config, trials=args.trials, timeout=args.timeout)
         print(report(study).to_text())
+        print(
+            f"\nView it:  optuna-nas dashboard --storage {mask_url(config.storage)} "
+            f"--artifact-dir {artifact_folder(config)}"
+        )
         return
     if target.suffix != ".py":
         raise CommandError(f"run: expected a .py script or a .toml/.json config, got {target}.")
@@ -229,7 +249,7 @@ def _storage_args(p: argparse.ArgumentParser, *, study: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``optuna-nas`` (one subparser per command)."""
-    parser = argparse.ArgumentParser(prog="optuna-nas", description=__doc__)
+    parser = argparse.ArgumentParser(prog="optuna-nas", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"optuna-nas {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -290,7 +310,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``optuna-nas`` console script."""
+    """Entry point of the ``optuna-nas`` console script.
+
+    When the reader of stdout goes away (``optuna-nas spec ... | head -1``), it stops quietly
+    with status :data:`EXIT_BROKEN_PIPE`, as the "Note on SIGPIPE" of Python's :mod:`signal`
+    documentation recommends: stdout is pointed at ``os.devnull`` so that the interpreter's
+    final flush does not fail a second time.
+    """
+    try:
+        try:
+            _main(argv)
+        finally:  # also after --help: a closed pipe shows up here, not at the interpreter's exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_BROKEN_PIPE) from None
+
+
+def _main(argv: Sequence[str] | None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "run":
@@ -303,6 +341,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("optuna-nas: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: main() stops quietly
     except (CommandError, ValueError, TypeError, KeyError, OSError, RuntimeError,
             optuna.exceptions.OptunaError) as e:  # fmt: skip
         if args.debug:

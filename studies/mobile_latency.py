@@ -13,11 +13,20 @@ architecture diagram and a note for optuna-dashboard.
 
 Data: the bundled digits (8x8 grey images, 10 classes), or ``--data mnist_5k``.
 
-How long: about 10-15 minutes for the default 30 trials of 4 epochs on 2 CPU cores (seconds
-per trial; latency is measured twice per trial).
+The limit: latency belongs to the machine, so no fixed limit suits every CPU. On the 2-core
+machine this was written on, the 30 trials' latencies ranged over 0.65-2.6 ms (median 1.15 ms)
+on an idle machine, so the default ``--max-latency-ms 1.2`` rejects a large share of the
+candidates (about 40% of that run's; more when other jobs load the machine, since latency is
+measured while the study runs) and the front shows what the limit costs in accuracy. The run
+ends with a line saying how many trials the limit rejected; when it rejected none, it suggests
+a lower limit (the median latency measured) to rerun with under a new ``--study-name``.
 
-    python studies/mobile_latency.py --trials 30 --max-latency-ms 2.0
-    optuna-nas run studies/mobile_latency.py --trials 30 --timeout 900 -- --max-latency-ms 2
+How long: 117 s for 30 trials of 4 epochs on 2 idle CPU cores with ``--max-latency-ms 2``
+(which rejected 2 trials); less with the default limit, since a rejected trial is not trained.
+Latency is measured up to twice per trial.
+
+    python studies/mobile_latency.py --trials 30
+    optuna-nas run studies/mobile_latency.py --trials 30 --timeout 600 -- --max-latency-ms 1.2
 
 Resume: rerun the same command; the study (``--storage``/``--study-name``) continues up to
 ``--trials`` finished trials. View it:
@@ -25,13 +34,14 @@ Resume: rerun the same command; the study (``--storage``/``--study-name``) conti
     optuna-nas report --storage sqlite:///mobile_latency.db --study mobile_latency --out rep/
     optuna-nas dashboard --storage sqlite:///mobile_latency.db
     optuna-nas export --storage sqlite:///mobile_latency.db --study mobile_latency --best \\
-        --objective val_accuracy --max-latency-ms 1.5 --retrain 20 --out winner/
+        --objective val_accuracy --max-latency-ms 1.0 --retrain 20 --out winner/
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+import statistics
 import warnings
 
 import optuna
@@ -46,11 +56,36 @@ from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import ProgressBar
 from optuna_nas.report import default_artifact_dir
+from optuna_nas.report import is_feasible
 from optuna_nas.report import report
 from optuna_nas.spaces import MobileSpace
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DATA = {"digits": load_digits, "mnist_5k": load_mnist_5k}
+
+
+def what_the_limit_did(study: optuna.Study, limit_ms: float) -> str:
+    """One line on how many complete trials the latency limit rejected; when it rejected none,
+    the median latency measured, as a limit that would reject about half of them.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    latencies = [
+        float(t.user_attrs["latency_ms"]) for t in complete if "latency_ms" in t.user_attrs
+    ]
+    if not latencies:
+        return f"The latency limit {limit_ms:g} ms has no complete trial to judge yet."
+    rejected = sum(not is_feasible(t) for t in complete)
+    spread = f"latencies {min(latencies):.2f}-{max(latencies):.2f} ms on this machine"
+    if rejected:
+        return (
+            f"The latency limit {limit_ms:g} ms rejected {rejected} of {len(complete)} trials "
+            f"({spread}); they are counted as infeasible and left out of the front."
+        )
+    return (
+        f"The latency limit {limit_ms:g} ms rejected no trial ({spread}), so the constraint did "
+        f"nothing here; to see it at work, rerun with a new --study-name and a lower limit, e.g. "
+        f"--max-latency-ms {statistics.median(latencies):.2g} (the median latency)."
+    )
 
 
 def main(argv: list[str] | None = None) -> optuna.Study:
@@ -59,7 +94,9 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser.add_argument("--timeout", type=float, default=None, help="seconds for this run")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs per trial")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-latency-ms", type=float, default=2.0, help="the latency limit")
+    parser.add_argument(
+        "--max-latency-ms", type=float, default=1.2, help="the latency limit on this machine"
+    )
     parser.add_argument("--data", choices=sorted(DATA), default="digits")
     parser.add_argument("--population", type=int, default=10, help="NSGA-II population size")
     parser.add_argument("--storage", default="sqlite:///mobile_latency.db")
@@ -109,7 +146,8 @@ def main(argv: list[str] | None = None) -> optuna.Study:
             callbacks=[bar, optuna.study.MaxTrialsCallback(args.trials, states=FINISHED)],
         )
     print(report(study).to_text())
-    print(f"\nView it:  optuna-nas dashboard --storage {args.storage} --artifact-dir {folder}")
+    print(f"\n{what_the_limit_did(study, args.max_latency_ms)}")
+    print(f"View it:  optuna-nas dashboard --storage {args.storage} --artifact-dir {folder}")
     print(f"Resume:   python studies/mobile_latency.py --storage {args.storage} --trials <more>")
     return study
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+import subprocess
+import sys
 import textwrap
 
 import optuna
 import pytest
 
+from optuna_nas.cli import EXIT_BROKEN_PIPE
 from optuna_nas.cli import main
+from optuna_nas.report import DIAGRAM_NAME
 from tests.report.nas_study import STUDY
 from tests.report.nas_study import nas_study_copy
 
@@ -35,6 +40,62 @@ def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> 
         main([command, "--help"])
     assert info.value.code == 0
     assert f"optuna-nas {command}" in capsys.readouterr().out.split("examples:")[1]
+
+
+def test_top_level_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out
+    assert "Run NAS studies" in out and "spec" in out
+
+
+def _cli_into_closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m optuna_nas.cli ARGV`` with stdout a pipe whose reader has gone, as in
+    ``optuna-nas ... | head -1`` once head has its line.
+    """
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "optuna_nas.cli", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("command", ["spec", "report", "help"])
+def test_a_closed_stdout_pipe_ends_quietly(storage: str, command: str) -> None:
+    argv = {
+        "spec": ["spec", "--storage", storage, "--trial", "1"],
+        "report": ["report", "--storage", storage],
+        "help": ["--help"],
+    }[command]
+    result = _cli_into_closed_pipe(argv)
+    assert result.stderr.decode() == ""
+    # argparse itself ignores a failed write of --help and exits 0.
+    assert result.returncode == (0 if command == "help" else EXIT_BROKEN_PIPE)
+
+
+def test_piped_into_head_prints_the_first_line_and_no_error(storage: str) -> None:
+    result = subprocess.run(
+        f"{sys.executable} -m optuna_nas.cli spec --storage '{storage}' --trial 1 | head -1; "
+        'echo "status=${PIPESTATUS[0]}"',
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stderr == ""
+    first, status = result.stdout.splitlines()
+    assert first == "{" and status in ("status=0", f"status={EXIT_BROKEN_PIPE}")
 
 
 def test_report_prints_front_and_writes_files(
@@ -139,11 +200,46 @@ def test_run_a_config_with_progress_bar(
     )
     main(["run", str(config)])
     captured = capsys.readouterr()
-    assert "Top 1 feasible trials" in captured.out
+    assert "Top 1 feasible trial:" in captured.out
     assert "best val_accuracy=" in captured.err  # the progress bar
+    # Every trial gets its diagram, in X.artifacts next to the sqlite database by default.
+    (trial,) = optuna.load_study(study_name="c", storage=f"sqlite:///{db}").trials
+    assert any(DIAGRAM_NAME in str(v) for v in trial.system_attrs.values())
+    assert [p.stat().st_size > 0 for p in (tmp_path / "c.artifacts").iterdir()] == [True]
+    assert f"--artifact-dir {tmp_path / 'c.artifacts'}" in captured.out
     main(["run", str(config), "--trials", "1"])  # resumed: nothing left to run
     capsys.readouterr()
     assert len(optuna.load_study(study_name="c", storage=f"sqlite:///{db}").trials) == 1
     bad = tmp_path / "bad.json"
     bad.write_text('{"study_name": "c", "storage": "sqlite:///x.db", "epochz": 1}')
     assert "unknown key(s) ['epochz']" in _error(capsys, ["run", str(bad)])
+
+
+def test_run_config_device_and_artifact_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def config(extra: str) -> Path:
+        path = tmp_path / "d.toml"
+        path.write_text(
+            f'study_name = "d"\nstorage = "sqlite:///{tmp_path / "d.db"}"\nsampler = "random"\n'
+            f'objectives = ["val_accuracy"]\nepochs = 1\ntrials = 1\n{extra}\n'
+        )
+        return path
+
+    err = _error(capsys, ["run", str(config('device = "gpu"'))])
+    assert "`device` must be a torch device string such as 'cpu', 'cuda'" in err
+    assert "'gpu'" in err
+    err = _error(capsys, ["run", str(config('device = "cuda:99"'))])
+    assert "`device` is 'cuda:99', but" in err and ("no accelerator" in err or "use one of" in err)
+    err = _error(capsys, ["run", str(config("device = 0"))])
+    assert "`device` must be a string" in err
+    assert not (tmp_path / "d.db").exists()  # refused before the study was created
+    artifacts = tmp_path / "elsewhere"
+    main(["run", str(config(f'device = "cpu"\nartifact_dir = "{artifacts}"'))])
+    assert [p.suffix for p in artifacts.iterdir()] == [""]  # the diagram, stored by artifact id
+    assert not (tmp_path / "d.artifacts").exists()
+    capsys.readouterr()
+    other = tmp_path / "o.json"
+    other.write_text(json.dumps({"study_name": "o", "storage": "redis://:pw@localhost:6379/0"}))
+    err = _error(capsys, ["run", str(other)])
+    assert "`artifact_dir` is required with storage 'redis://:***@localhost:6379/0'" in err

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 import json
-import mimetypes
 import os
 from pathlib import Path
 import tempfile
@@ -39,6 +38,9 @@ from optuna_nas.spec import ArchitectureSpec
 
 #: The file name of the diagram artifact.
 DIAGRAM_NAME = "architecture.svg"
+# Given, not guessed: ``mimetypes`` answers from the platform's tables (on some, ".pt" is
+# "application/vnd.snesdev-page-table"), so every upload names its type.
+_DIAGRAM_MIMETYPE = "image/svg+xml"
 _LEGACY_PREFIX = "dashboard:artifacts:"
 _NOTE_LAYERS = 40
 
@@ -120,7 +122,10 @@ def attach_architecture(
     with tempfile.TemporaryDirectory() as tmp:
         path = _write_diagram(spec, f"trial {trial.number}", tmp)
         artifact_id = upload_artifact(
-            artifact_store=artifact_store, file_path=path, study_or_trial=trial
+            artifact_store=artifact_store,
+            file_path=path,
+            study_or_trial=trial,
+            mimetype=_DIAGRAM_MIMETYPE,
         )
     optuna_dashboard.save_note(trial, architecture_note(spec, trial.user_attrs))
     return artifact_id
@@ -168,7 +173,7 @@ def annotate_study(
             meta = {
                 "artifact_id": artifact_id,
                 "filename": DIAGRAM_NAME,
-                "mimetype": mimetypes.guess_type(DIAGRAM_NAME)[0] or "image/svg+xml",
+                "mimetype": _DIAGRAM_MIMETYPE,
                 "encoding": None,
             }
             storage.set_study_system_attr(

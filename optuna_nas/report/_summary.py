@@ -26,6 +26,9 @@ from optuna_nas.report._pareto import describe_spec
 from optuna_nas.report._pareto import format_value
 from optuna_nas.report._pareto import stored_spec
 
+#: Per-trial costs a row carries besides the objectives (user attrs or objective values).
+_COST_COLUMNS = ("params", "flops", "latency_ms")
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrialRow:
@@ -103,25 +106,26 @@ class StudyReport:
             "best_history": [{"trial": n, "best": v} for n, v in self.best_history],
         }
 
+    def _extra_columns(self) -> list[str]:
+        """The cost columns (``params``, ``flops``, ``latency_ms``) that are not objectives
+        already, so that no table or CSV names a column twice.
+        """
+        return [name for name in _COST_COLUMNS if name not in self.metric_names]
+
     def table(self) -> str:
         """The rows as an aligned text table."""
         header = ["trial", *self.metric_names]
         extras = [
-            (name, attr)
-            for name, attr in (
-                ("params", "params"),
-                ("flops", "flops"),
-                ("latency_ms", "latency_ms"),
-            )
-            if name not in self.metric_names
-            and any(getattr(r, attr) is not None for r in self.rows)
+            name
+            for name in self._extra_columns()
+            if any(getattr(r, name) is not None for r in self.rows)
         ]
-        header += [name for name, _ in extras] + ["hash", "architecture"]
+        header += [*extras, "hash", "architecture"]
         body = [
             [
                 str(r.number),
                 *(format_value(v) for v in r.values),
-                *(format_value(getattr(r, attr)) for _, attr in extras),
+                *(format_value(getattr(r, name)) for name in extras),
                 (r.canonical_hash or "")[:10],
                 r.architecture,
             ]
@@ -148,9 +152,9 @@ class StudyReport:
             "",
         ]
         if self.multi_objective:
-            out.append(f"Pareto front of the feasible trials ({len(self.rows)} trials):")
+            out.append(f"Pareto front of the feasible trials ({_count(len(self.rows))}):")
         else:
-            out.append(f"Top {len(self.rows)} feasible trials:")
+            out.append(f"Top {_count(len(self.rows), 'feasible trial')}:")
         out += [self.table() if self.rows else "(no complete feasible trial yet)", ""]
         if self.reference_point is not None:
             point = ", ".join(
@@ -172,28 +176,20 @@ class StudyReport:
         return "\n".join(out)
 
     def front_csv(self) -> str:
-        """The rows as CSV (``front.csv`` / ``top_k.csv``)."""
+        """The rows as CSV (``front.csv`` / ``top_k.csv``): ``trial``, the objectives, then
+        ``params``, ``flops``, ``latency_ms`` (those that are not objectives), ``canonical_hash``
+        and ``architecture``; every column name appears once.
+        """
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(
-            [
-                "trial",
-                *self.metric_names,
-                "params",
-                "flops",
-                "latency_ms",
-                "canonical_hash",
-                "architecture",
-            ]
-        )
+        extras = self._extra_columns()
+        w.writerow(["trial", *self.metric_names, *extras, "canonical_hash", "architecture"])
         for r in self.rows:
             w.writerow(
                 [
                     r.number,
                     *r.values,
-                    r.params,
-                    r.flops,
-                    r.latency_ms,
+                    *(getattr(r, name) for name in extras),
                     r.canonical_hash,
                     r.architecture,
                 ]
@@ -211,6 +207,11 @@ class StudyReport:
             w.writerow(["trial", f"best_{self.metric_names[0]}"])
             w.writerows(self.best_history)
         return buf.getvalue()
+
+
+def _count(n: int, noun: str = "trial") -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _changes(history: Sequence[tuple[int, float]], limit: int = 12) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 import csv
 import itertools
 import json
 from pathlib import Path
+from typing import Literal
 import warnings
 
 import numpy as np
@@ -20,6 +22,7 @@ from optuna_nas.report import report
 from optuna_nas.report import summarize_study
 from optuna_nas.spaces import ChainSpace
 
+Direction = Literal["minimize", "maximize"]
 SPACE = ChainSpace(input_shape=(1, 8, 8), num_outputs=10, max_depth=3)
 
 
@@ -28,10 +31,12 @@ def _specs(n: int) -> list[dict[str, object]]:
     return [SPACE.suggest(study.ask()).to_dict() for _ in range(n)]
 
 
-def _study(tmp_path: Path, rows: list[tuple[tuple[float, ...], float | None]]) -> optuna.Study:
+def _study(tmp_path: Path, rows: Sequence[tuple[Sequence[float], float | None]]) -> optuna.Study:
     """A stored study whose trial i has values ``rows[i][0]`` and, if set, constraint
     ``rows[i][1]`` (``> 0``: infeasible)."""
-    directions = ["maximize", "minimize"] if len(rows[0][0]) == 2 else ["maximize"]
+    directions: list[Direction] = (
+        ["maximize", "minimize"] if len(rows[0][0]) == 2 else ["maximize"]
+    )
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'r.db'}", study_name="r", directions=directions
     )
@@ -142,3 +147,40 @@ def test_report_writes_json_csv_and_figures(tmp_path: Path) -> None:
     # The infeasible trial is drawn apart from the front in the interactive figure.
     pareto = (out / "pareto_front.html").read_text()
     assert "Infeasible Trial" in pareto
+
+
+def test_csv_and_table_name_each_column_once(tmp_path: Path) -> None:
+    # "params" is an objective here and a cost column too: it must appear once.
+    study = _study(tmp_path, ROWS)
+    out = tmp_path / "out"
+    summary = report(study, out_dir=out, plots=False)
+    header = (out / "front.csv").read_text().splitlines()[0].split(",")
+    assert header == [
+        "trial",
+        "val_accuracy",
+        "params",
+        "flops",
+        "latency_ms",
+        "canonical_hash",
+        "architecture",
+    ]
+    with (out / "front.csv").open() as f:
+        first = next(csv.DictReader(f))
+    assert (first["params"], first["flops"]) == ("9000.0", "1000")
+    table_header = summary.table().splitlines()[0].split()
+    assert len(table_header) == len(set(table_header))
+
+
+def test_counts_in_headings_are_singular_for_one(tmp_path: Path) -> None:
+    texts = {}
+    cases: dict[str, Sequence[tuple[Sequence[float], float | None]]] = {
+        "front1": [((0.8, 3000.0), None)],
+        "front3": ROWS,
+        "top1": [((0.8,), None)],
+    }
+    for name, rows in cases.items():
+        (tmp_path / name).mkdir()
+        texts[name] = summarize_study(_study(tmp_path / name, rows)).to_text()
+    assert "Pareto front of the feasible trials (1 trial):" in texts["front1"]
+    assert "Pareto front of the feasible trials (3 trials):" in texts["front3"]
+    assert "Top 1 feasible trial:" in texts["top1"]
