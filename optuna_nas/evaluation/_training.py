@@ -1,29 +1,55 @@
-"""A plain supervised training loop for image classifiers.
+"""A supervised training loop for image classifiers, fast on real hardware.
 
 It knows nothing of Optuna: progress goes out through a ``report(epoch, val_accuracy) -> bool``
-callback, which an objective adapts to ``trial.report`` / ``trial.should_prune``.
+callback, which an objective adapts to ``trial.report`` / ``trial.should_prune``, and one log
+line per epoch on the ``"optuna_nas.training"`` logger (INFO). Device checks, autocast and
+the per-call random stream live in ``_hardware``; one epoch, one step and the optimiser in
+``_step``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Iterable
-from collections.abc import Sequence
 from dataclasses import dataclass
+import logging
 import math
 import time
 from typing import Literal
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
-Batches = Iterable[Sequence[torch.Tensor]]
-"""What the loop trains and evaluates on: a re-iterable of ``(inputs, labels)`` batches, such
-as a :class:`~torch.utils.data.DataLoader`."""
+from optuna_nas.evaluation._hardware import COMPILE_MODES
+from optuna_nas.evaluation._hardware import PRECISIONS
+from optuna_nas.evaluation._hardware import RngStream
+from optuna_nas.evaluation._hardware import autocast
+from optuna_nas.evaluation._hardware import check_config_for_device
+from optuna_nas.evaluation._hardware import check_device
+from optuna_nas.evaluation._hardware import check_seed
+from optuna_nas.evaluation._hardware import cudnn_benchmark
+from optuna_nas.evaluation._hardware import isolated_rng
+from optuna_nas.evaluation._step import Batches
+from optuna_nas.evaluation._step import Step
+from optuna_nas.evaluation._step import check_batch_shape
+from optuna_nas.evaluation._step import make_optimizer
+from optuna_nas.evaluation._step import train_one_epoch
+from optuna_nas.evaluation._step import unpack
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("cosine", "constant")
+_FLAGS = ("channels_last", "cudnn_benchmark", "decay_norm_and_bias")
+
+_logger = logging.getLogger("optuna_nas.training")
+
+__all__ = [
+    "Batches",
+    "TrainingConfig",
+    "TrainingResult",
+    "check_device",
+    "evaluate_accuracy",
+    "isolated_rng",
+    "train_model",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,13 +66,33 @@ class TrainingConfig:
         nesterov: Use Nesterov momentum with SGD (needs ``momentum > 0``). ``None`` (the
             default) means True for SGD; Adam and AdamW have no Nesterov form in this loop, so
             ``nesterov=True`` with them is an error rather than silently ignored.
-        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW) on all parameters.
+        weight_decay: L2 penalty (SGD, Adam) or decoupled decay (AdamW).
+        decay_norm_and_bias: Whether ``weight_decay`` applies to norm and bias parameters too.
+            True (the default) decays every parameter, as NAS-Bench-201 (Dong & Yang, 2020)
+            and DARTS train, so results stay comparable with their tables; False exempts
+            every parameter with at most one dimension or named ``*.bias``, as timm's
+            ``param_groups_weight_decay`` does (the usual choice with AdamW and large decay).
         schedule: ``"cosine"`` anneals the learning rate once per epoch from ``lr`` towards 0
             over ``epochs`` epochs (SGDR without restarts, Loshchilov & Hutter, 2017), as
             NAS-Bench-201 and DARTS train; ``"constant"`` keeps ``lr``.
         label_smoothing: Label smoothing of the cross-entropy loss (Szegedy et al., 2016).
         grad_clip: If not None, the maximum norm of all gradients together, clipped before
             every step; DARTS-style cells diverge easily without it.
+        precision: ``"fp32"``; ``"bf16"`` runs forward passes under bf16 autocast (CPU, and
+            CUDA GPUs from Ampere on); ``"fp16"`` runs them under fp16 autocast with a
+            dynamic loss scale (:class:`torch.amp.GradScaler`), on CUDA only. Parameters and
+            optimiser state stay fp32 (mixed precision, Micikevicius et al., 2018).
+        channels_last: Keep the model's 4-D weights and every image batch in the channels-last
+            (NHWC) memory format, which tensor-core convolutions read without transposes.
+        compile: None trains eagerly; a ``torch.compile`` mode compiles the training forward
+            pass and its loss (``"reduce-overhead"`` and ``"max-autotune"`` also capture CUDA
+            graphs and need a CUDA device). Shapes are static: a batch whose shape differs
+            from the first training batch (the smaller last one) runs eagerly, so nothing
+            recompiles; a data layer that drops the last batch avoids even that.
+        cudnn_benchmark: Let cuDNN time its convolution algorithms for each new shape and keep
+            the fastest (CUDA only; results may then differ in the last bits between runs).
+            The flag is process-wide: it is on while any such call runs, and False leaves it
+            as it is.
 
     Raises:
         ValueError: If a field breaks its rule; the message names the field and its value.
@@ -61,6 +107,13 @@ class TrainingConfig:
     schedule: Literal["cosine", "constant"] = "cosine"
     label_smoothing: float = 0.0
     grad_clip: float | None = 5.0
+    decay_norm_and_bias: bool = True
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False
+    compile: (
+        Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None
+    ) = None
+    cudnn_benchmark: bool = False
 
     def __post_init__(self) -> None:
         epochs = self.epochs
@@ -97,6 +150,19 @@ class TrainingConfig:
         grad_clip = self.grad_clip
         if grad_clip is not None and not (math.isfinite(grad_clip) and grad_clip > 0):
             raise ValueError(f"`grad_clip` must be None or finite and > 0, but got {grad_clip=}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` must be one of {PRECISIONS}, but got {self.precision!r}."
+            )
+        if self.compile is not None and self.compile not in COMPILE_MODES:
+            raise ValueError(
+                f"`compile` must be None (train eagerly) or one of {COMPILE_MODES}, but got "
+                f"{self.compile!r}."
+            )
+        for name in _FLAGS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool, but got {name}={value!r}.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,15 +170,19 @@ class TrainingResult:
     """What one call of :func:`train_model` did.
 
     Epochs are counted from 1: entry ``i`` of each history belongs to epoch ``i + 1``, the
-    epoch number ``report`` was called with.
+    epoch number ``report`` was called with. The last four histories are what the per-epoch
+    log line shows.
 
     Attributes:
         val_accuracy_history: Validation accuracy (a fraction in [0, 1]) after each epoch.
         train_loss_history: Mean training cross-entropy of each epoch (non-finite for the
             epoch that diverged, if any).
+        epoch_seconds_history: Wall-clock seconds of each epoch's training pass (loading
+            included, validation not); the first one includes any compilation.
+        images_per_second_history: Training images per second of each epoch's training pass.
         final_val_accuracy: Validation accuracy after the last epoch run.
         best_val_accuracy: Highest validation accuracy of any epoch run.
-        epochs_run: Number of epochs run, the length of both histories.
+        epochs_run: Number of epochs run, the length of every history.
         stopped_early: Whether ``report`` asked to stop before ``config.epochs``.
         diverged: Whether training stopped because an epoch's loss was not finite.
         train_seconds: Wall-clock seconds of the whole call, validation included.
@@ -120,6 +190,8 @@ class TrainingResult:
 
     val_accuracy_history: tuple[float, ...]
     train_loss_history: tuple[float, ...]
+    epoch_seconds_history: tuple[float, ...]
+    images_per_second_history: tuple[float, ...]
     final_val_accuracy: float
     best_val_accuracy: float
     epochs_run: int
@@ -137,6 +209,7 @@ def train_model(
     device: str | torch.device = "cpu",
     report: Callable[[int, float], bool] | None = None,
     input_shape: tuple[int, int, int] | None = None,
+    seed: int | None = None,
 ) -> TrainingResult:
     """Train ``model`` with cross-entropy and score it on validation data after every epoch.
 
@@ -148,63 +221,100 @@ def train_model(
     An epoch whose mean loss is not finite ends training with ``diverged=True``: a candidate
     that diverges is a legitimate bad result of a search, not a crash. That epoch is still
     scored and reported like the others, so its validation accuracy is that of the diverged
-    weights (usually chance level). The check runs once per epoch, not per step, to avoid a
-    device synchronisation on every step.
+    weights (usually chance level). The loss is summed on the device and read once per epoch:
+    nothing in a step waits for the device (a per-step ``loss.item()`` or NaN check would,
+    and would break CUDA graphs).
+
+    Batches already on ``device`` (a data layer may deliver them there) are used as they are;
+    others are copied with ``non_blocking=True``, which overlaps the copy with compute when
+    the loader pins its memory.
 
     Args:
         model: A classifier mapping ``(N, *input_shape)`` inputs to ``(N, num_classes)``
-            logits. It is moved to ``device`` and trained in place.
+            logits. It is moved to ``device`` (and to channels-last if ``config`` says so) and
+            trained in place.
         train_loader: Training batches ``(inputs, labels)``, iterated once per epoch.
-        val_loader: Validation batches, scored with :func:`evaluate_accuracy` every epoch.
-        config: Optimiser, schedule and length of training.
-        device: Where to train; nothing is chosen automatically.
+        val_loader: Validation batches, scored every epoch like :func:`evaluate_accuracy`
+            does, in ``config.precision`` and memory format.
+        config: Optimiser, schedule, length of training and hardware settings.
+        device: Where to train, checked by :func:`check_device`; nothing is chosen
+            automatically.
         report: Called after every epoch with ``(epoch, val_accuracy)``; True stops training.
         input_shape: If given, the ``(channels, height, width)`` the model was built for: the
             first batch of each loader is checked against it before anything is trained.
+        seed: If given, every random draw of the call (dropout and other random ops, an
+            unseeded loader's shuffle, worker seeds) comes from a private stream seeded with
+            it, not from the global generators another thread or trial may be using: the
+            result then depends only on the model, the data and ``seed``, also when trials
+            train in parallel threads (steps of seeded calls then take turns). The model's
+            initial weights exist before the call and are not affected (build them under
+            :func:`isolated_rng`). None (the default) draws from the global generators, as
+            before.
 
     Returns:
         The learning curves and how training ended.
 
     Raises:
-        ValueError: If a loader's images do not match ``input_shape``, a loader yields no
-            batches, or the model has no trainable parameters.
+        ValueError: If ``device`` does not exist or cannot honour ``config`` (fp16 or a
+            CUDA-graph ``compile`` mode off CUDA), a loader's images do not match
+            ``input_shape``, a loader yields no batches, or the model has no trainable
+            parameters.
+        RuntimeError: If ``config.compile`` is set where ``torch.compile`` cannot run.
     """
     start = time.perf_counter()
-    device = torch.device(device)
+    device = check_device(device)
+    check_config_for_device(config, device)
+    rng = RngStream(check_seed(seed), device)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("The model has no trainable parameters.")
     if input_shape is not None:
         # The validation loader's order does not matter, so peeking costs no reproducibility;
         # the training loader's first batch is checked inside the first epoch instead, so that
         # a shuffled order is drawn exactly as without the check.
-        _check_batch_shape(next(iter(val_loader), None), input_shape, "validation")
-    optimizer = _make_optimizer(params, config)
+        with rng:
+            first = next(iter(val_loader), None)
+        check_batch_shape(first, input_shape, "validation")
+    step = Step(model, config, device)
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     if config.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(step.optimizer, T_max=config.epochs)
 
     val_history: list[float] = []
     loss_history: list[float] = []
+    seconds_history: list[float] = []
+    speed_history: list[float] = []
     stop = diverged = False
-    for epoch in range(1, config.epochs + 1):
-        shape_to_check = input_shape if epoch == 1 else None
-        loss = _train_one_epoch(model, train_loader, optimizer, config, device, shape_to_check)
-        if scheduler is not None:
-            scheduler.step()
-        accuracy = evaluate_accuracy(model, val_loader, device=device)
-        loss_history.append(loss)
-        val_history.append(accuracy)
-        diverged = not math.isfinite(loss)
-        if report is not None:
-            stop = bool(report(epoch, accuracy))
-        if stop or diverged:
-            break
+    with cudnn_benchmark(config.cudnn_benchmark):
+        for epoch in range(1, config.epochs + 1):
+            shape_to_check = input_shape if epoch == 1 else None
+            epoch_start = time.perf_counter()
+            loss, images = train_one_epoch(step, train_loader, rng, shape_to_check)
+            seconds = time.perf_counter() - epoch_start  # Reading the loss synchronised.
+            if scheduler is not None:
+                scheduler.step()
+            accuracy = _evaluate(model, val_loader, device, config, rng)
+            loss_history.append(loss)
+            val_history.append(accuracy)
+            seconds_history.append(seconds)
+            speed_history.append(images / seconds if seconds > 0 else math.inf)
+            _logger.info(
+                "epoch %d/%d: train loss %.4f, val accuracy %.4f, %.2f s, %.0f images/s",
+                *(epoch, config.epochs, loss, accuracy, seconds, speed_history[-1]),
+            )
+            diverged = not math.isfinite(loss)
+            if report is not None:
+                stop = bool(report(epoch, accuracy))
+            if stop or diverged:
+                break
 
     return TrainingResult(
         val_accuracy_history=tuple(val_history),
         train_loss_history=tuple(loss_history),
+        epoch_seconds_history=tuple(seconds_history),
+        images_per_second_history=tuple(speed_history),
         final_val_accuracy=val_history[-1],
         best_val_accuracy=max(val_history),
         epochs_run=len(val_history),
@@ -214,26 +324,52 @@ def train_model(
     )
 
 
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, loader: Batches, *, device: str | torch.device) -> float:
+def evaluate_accuracy(
+    model: nn.Module,
+    loader: Batches,
+    *,
+    device: str | torch.device,
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
+) -> float:
     """Top-1 accuracy of ``model`` on ``loader``, as a fraction in [0, 1].
 
-    The model is moved to ``device`` and run in eval mode; its previous train/eval mode is
-    restored afterwards.
+    The model is moved to ``device`` (checked by :func:`check_device`) and run in eval mode,
+    under autocast when ``precision`` is ``"bf16"`` or ``"fp16"``; its previous train/eval
+    mode is restored afterwards.
 
     Raises:
-        ValueError: If ``loader`` yields no batches.
+        ValueError: If ``loader`` yields no batches, or ``device`` or ``precision`` is invalid.
     """
-    device = torch.device(device)
-    model.to(device)
+    device = check_device(device)
+    config = TrainingConfig(epochs=1, precision=precision)
+    check_config_for_device(config, device)
+    return _evaluate(model.to(device), loader, device, config, RngStream(None, device))
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    loader: Batches,
+    device: torch.device,
+    config: TrainingConfig,
+    rng: RngStream,
+) -> float:
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
     total = 0
     try:
-        for batch in loader:
-            inputs, labels = _unpack(batch, device)
-            correct += (model(inputs).argmax(dim=1) == labels).sum()
+        with rng:
+            batches = iter(loader)
+        while True:
+            with rng:
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                inputs, labels = unpack(batch, device, config.channels_last)
+                with autocast(config.precision, device):
+                    logits = model(inputs)
+                correct += (logits.argmax(dim=1) == labels).sum()
             total += labels.shape[0]
     finally:
         model.train(was_training)
@@ -242,75 +378,6 @@ def evaluate_accuracy(model: nn.Module, loader: Batches, *, device: str | torch.
     return int(correct.item()) / total
 
 
-def _train_one_epoch(
-    model: nn.Module,
-    loader: Batches,
-    optimizer: torch.optim.Optimizer,
-    config: TrainingConfig,
-    device: torch.device,
-    input_shape: tuple[int, int, int] | None,
-) -> float:
-    """Run one pass over ``loader``; return the mean per-sample loss (possibly not finite)."""
-    model.train()
-    loss_sum = torch.zeros((), device=device)
-    total = 0
-    for batch in loader:
-        if input_shape is not None:
-            _check_batch_shape(batch, input_shape, "training")
-            input_shape = None
-        inputs, labels = _unpack(batch, device)
-        loss = F.cross_entropy(model(inputs), labels, label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)  # Tensor.backward is untyped in torch's stubs.
-        if config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        loss_sum += loss.detach() * labels.shape[0]
-        total += labels.shape[0]
-    if total == 0:
-        raise ValueError(
-            "The training loader yielded no batches; pass a re-iterable loader (not a "
-            "generator) with at least one batch."
-        )
-    return float(loss_sum.item()) / total
-
-
 def _make_optimizer(params: list[nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params,
-            lr=config.lr,
-            momentum=config.momentum,
-            nesterov=config.nesterov is not False,
-            weight_decay=config.weight_decay,
-        )
-    betas = (config.momentum, 0.999)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(
-            params, lr=config.lr, betas=betas, weight_decay=config.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=config.lr, betas=betas, weight_decay=config.weight_decay)
-
-
-def _unpack(
-    batch: Sequence[torch.Tensor], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if len(batch) != 2:
-        raise ValueError(
-            f"A loader must yield (inputs, labels) batches, but one yielded {len(batch)} items."
-        )
-    inputs, labels = batch
-    return inputs.to(device), labels.to(device)
-
-
-def _check_batch_shape(
-    batch: Sequence[torch.Tensor] | None, input_shape: tuple[int, int, int], split: str
-) -> None:
-    if batch is None:
-        raise ValueError(f"The {split} loader yielded no batches.")
-    got = tuple(batch[0].shape[1:])
-    if got != tuple(input_shape):
-        raise ValueError(
-            f"The {split} loader yields images of shape {got} but the spec's input_shape is "
-            f"{tuple(input_shape)}; build the spec for the data's shape or pass matching data."
-        )
+    """One optimiser over ``params``, torch's default implementation (the supernet's)."""
+    return make_optimizer(params, config, fused=False)
