@@ -1,5 +1,6 @@
 """The exceptions that fail one candidate's trial (:class:`CandidateFailed`) or stop the study
-(:class:`DataError`) -- torch-free, so the storage layer can tell them apart."""
+(:class:`SetupError`, :class:`DataError`) -- torch-free, so the storage layer can tell them
+apart."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ class CandidateFailed(RuntimeError):
     """
 
 
-class DataError(ValueError):
+class SetupError(ValueError):
+    """The study's set-up is wrong (its data, or a space or objectives other than those it was
+    made with): every trial would fail the same way, so it stops the study instead.
+
+    :func:`optuna_nas.storage.run_study` never swallows it, even when ``ValueError`` is in its
+    ``catch``.
+    """
+
+
+class DataError(SetupError):
     """A data set breaks a rule: the message names the data set, the split, the index and the fix.
 
     Bad data is the user's set-up, not a candidate's fault: raised when the data object is

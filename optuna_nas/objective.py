@@ -25,6 +25,8 @@ from optuna.artifacts._protocol import ArtifactStore
 import torch
 
 from optuna_nas._failures import CandidateFailed
+from optuna_nas._study_setup import check_setup
+from optuna_nas._study_setup import describe_setup
 from optuna_nas.constraints import Constraints
 from optuna_nas.data import DataError
 from optuna_nas.evaluation import Evaluator
@@ -85,6 +87,9 @@ class NASObjective:
             ``user_attrs["constraint_violations"]``, trains zero steps, and completes with its
             cost objectives (accuracy objectives get their worst value), so TPE, NSGA-II and GP
             learn the feasible region and ``study.best_trials`` leaves it out.
+        allow_setup_change: Resume a study made with another space, other objectives or
+            another evaluator kind (see :meth:`check_study`), recording this set-up; by
+            default that is refused with one error listing the differences.
 
     Single-objective studies report the validation accuracy every epoch with ``trial.report``
     and stop when ``trial.should_prune()`` says so. Optuna refuses ``trial.report`` in
@@ -93,11 +98,12 @@ class NASObjective:
     :class:`~optuna_nas.pruners.ParetoPruner`); see :func:`~optuna_nas.pruners.report_and_prune`.
     The curve is also kept in ``user_attrs["val_accuracy_curve"]``.
 
-    A candidate whose training diverges (non-finite loss) or runs out of memory (CUDA's
-    ``torch.OutOfMemoryError``, or the CPU allocator's "can't allocate memory" error, while
-    building, timing or evaluating it) raises :class:`CandidateFailed` with the reason (also in
-    ``user_attrs["fail_reason"]``). :func:`~optuna_nas.storage.run_study` records that trial as
-    failed and goes on; with plain ``study.optimize`` pass ``catch=(CandidateFailed,)``.
+    A candidate whose training diverges (non-finite loss) or runs out of memory (any form:
+    ``torch.OutOfMemoryError``, a ``RuntimeError`` with an allocator's out-of-memory message,
+    ``MemoryError``; while building, timing or evaluating it) raises :class:`CandidateFailed`
+    with the reason (also in ``user_attrs["fail_reason"]``).
+    :func:`~optuna_nas.storage.run_study` records that trial as failed and goes on; with plain
+    ``study.optimize`` pass ``catch=(CandidateFailed,)``.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class NASObjective:
         artifact_store: ArtifactStore | None = None,
         save_weights: bool = False,
         constraints: Constraints | None = None,
+        allow_setup_change: bool = False,
     ) -> None:
         if save_weights and artifact_store is None:
             raise ValueError(
@@ -167,13 +174,31 @@ class NASObjective:
         self.save_weights = save_weights
         self.constraints = constraints
         self._data_recorded: str | None = None
+        self.allow_setup_change = bool(allow_setup_change)
+        self._setup = describe_setup(space, self.objectives, evaluator)
+        self._checked: tuple[int, str] | None = None
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
         """The study directions matching :attr:`objectives`."""
         return [OBJECTIVES[o] for o in self.objectives]
 
+    def check_study(self, study: optuna.Study) -> None:
+        """Record this objective's set-up with a new study, or check it against a resumed one.
+
+        The space (type, options, parameter distributions), the objective names (also set as
+        the study's Optuna metric names) and the evaluator's kind are stored in the study; a
+        resumed study made with others raises one ``SetupError`` listing the differences,
+        before any trial (``run_study`` calls this first; ``__call__`` does on its first trial).
+        ``allow_setup_change=True`` records the new set-up instead.
+        """
+        where = (study._study_id, study.study_name)
+        if self._checked != where:
+            check_setup(study, self._setup, allow_change=self.allow_setup_change)
+            self._checked = where
+
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        self.check_study(trial.study)
         spec = self.space.suggest(trial)
         values: dict[str, float] = {
             "params": float(count_params(spec)),

@@ -36,7 +36,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_nas._failures import CandidateFailed
-from optuna_nas._failures import DataError
+from optuna_nas._failures import SetupError
 from optuna_nas.storage._claims import claim_board
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -74,9 +74,11 @@ def run_study(
         n_trials: The total number of finished trials wanted (not the number to add).
         catch: Exceptions that fail a trial without stopping the worker (``Study.optimize``),
             in addition to :class:`~optuna_nas.objective.CandidateFailed` (a diverged or
-            out-of-memory candidate), which is always caught. A
-            :class:`~optuna_nas.data.DataError` (bad data found while loading) fails its trial
-            and stops the worker even when ``ValueError`` is caught.
+            out-of-memory candidate), which is always caught. A ``SetupError`` (bad data found
+            while loading, :class:`~optuna_nas.data.DataError`; a study made with another
+            space or other objectives) fails its trial and stops the worker even when
+            ``ValueError`` is caught. An objective with a ``check_study(study)`` method (as
+            :class:`~optuna_nas.objective.NASObjective` has) is checked before any trial.
         poll_interval: Seconds between checks while waiting for other workers' trials.
         max_consecutive_failures: Give up (``RuntimeError``) when this many trials of this
             worker failed in a row, instead of failing forever on a broken set-up.
@@ -97,9 +99,12 @@ def run_study(
         raise ValueError(f"`timeout` must be None or > 0, but got {timeout=}.")
     deadline = None if timeout is None else time.monotonic() + timeout
     slots = is_heartbeat_enabled(study._storage)
-    bad_data: list[DataError] = []
-    wrapped = _stop_on_data_error(
-        _with_slot(objective, n_trials, poll_interval) if slots else objective, bad_data
+    check = getattr(objective, "check_study", None)
+    if callable(check):  # e.g. NASObjective: refuse a study made with another set-up up front
+        check(study)
+    bad_setup: list[SetupError] = []
+    wrapped = _stop_on_setup_error(
+        _with_slot(objective, n_trials, poll_interval) if slots else objective, bad_setup
     )
     ran = failures = 0
     last: list[FrozenTrial] = []
@@ -119,8 +124,8 @@ def run_study(
             callbacks=[lambda _, t: last.append(t), *callbacks],
         )
         ran += 1
-        if bad_data:  # the set-up's fault: every further trial would fail the same way
-            raise bad_data[0]
+        if bad_setup:  # the set-up's fault: every further trial would fail the same way
+            raise bad_setup[0]
         if last[-1].system_attrs.get(SURPLUS_ATTR):
             continue  # the loop's check sees the study finished (or a slot freed meanwhile)
         failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
@@ -131,11 +136,11 @@ def run_study(
             )
 
 
-def _stop_on_data_error(objective: Objective, found: list[DataError]) -> Objective:
+def _stop_on_setup_error(objective: Objective, found: list[SetupError]) -> Objective:
     def run(trial: optuna.Trial) -> Any:
         try:
             return objective(trial)
-        except DataError as e:
+        except SetupError as e:
             found.append(e)
             raise
 
