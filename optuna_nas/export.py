@@ -59,7 +59,10 @@ def save_weights(
         path = os.path.join(tmp, "weights.pt")
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         artifact_id = upload_artifact(
-            artifact_store=artifact_store, file_path=path, study_or_trial=trial
+            artifact_store=artifact_store,
+            file_path=path,
+            study_or_trial=trial,
+            mimetype="application/octet-stream",  # a guess from ".pt" names a SNES file type
         )
     trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
     return artifact_id

@@ -46,11 +46,6 @@ def test_the_diagram_is_stored_as_svg(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("wrong_guesses")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #16 item 8: optuna_nas/export.py save_weights must pass "
-    "mimetype='application/octet-stream' to upload_artifact (remove this mark with that fix)",
-)
 def test_the_weights_are_stored_as_octet_stream(tmp_path: Path) -> None:
     study, store = _study(tmp_path)
     trial = study.ask()
