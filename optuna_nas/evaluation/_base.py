@@ -15,7 +15,8 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
-import threading
+import math
+import statistics
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -23,6 +24,8 @@ import torch
 
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loaders
+from optuna_nas.evaluation._hardware import check_device
+from optuna_nas.evaluation._hardware import isolated_rng
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import TrainingResult
 from optuna_nas.evaluation._training import train_model
@@ -93,7 +96,7 @@ class FullTraining(Evaluator):
         self.data = check_data(data)
         self.training = training
         self.batch_size = resolve_batch_size(batch_size, data)
-        self.device = torch.device(device)
+        self.device = check_device(device)
 
     def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
         model, result = train_candidate(
@@ -125,37 +128,34 @@ def train_candidate(
 ) -> tuple[torch.nn.Module, TrainingResult]:
     """Build ``spec`` with weights seeded by ``seed`` and train it on ``data``.
 
-    Initialisation and training draw from torch's global generator forked and seeded with
-    ``seed`` (dropout, say), so the caller's random state is left as it was.
+    The initial weights, the data order and augmentation, and every random draw of training
+    (dropout, say) come from streams seeded with ``seed`` alone: two candidates training in
+    parallel threads get exactly what serial runs would, and the caller's random state is left
+    as it was.
     """
     train, val, _ = make_loaders(data, batch_size=batch_size, seed=seed, device=device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(spec)
-        result = train_model(
-            model,
-            train,
-            val,
-            config=training,
-            device=device,
-            report=report,
-            input_shape=spec.input_shape,
-        )
+    model = build_seeded(spec, seed=seed)
+    result = train_model(
+        model,
+        train,
+        val,
+        config=training,
+        device=device,
+        report=report,
+        input_shape=spec.input_shape,
+        seed=seed,
+    )
     return model, result
-
-
-_INIT_LOCK = threading.Lock()
 
 
 def build_seeded(spec: ArchitectureSpec, *, seed: int) -> torch.nn.Module:
     """``build_model(spec)`` with its initial weights drawn from a stream seeded by ``seed``.
 
-    torch's initialisers draw from the global generator, so the build runs under a lock with
-    that generator forked and seeded: two threads building at once each get their seed's
-    weights, and the caller's random state is left as it was.
+    torch's initialisers draw from the global generator, so the build runs in
+    :func:`isolated_rng`: two threads building at once each get their seed's weights (the
+    same as ``torch.manual_seed(seed)`` then a build), and the caller's state is untouched.
     """
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with isolated_rng(seed):
         return build_model(spec)
 
 
@@ -179,9 +179,15 @@ def resolve_batch_size(batch_size: int | None, data: DataSplits) -> int:
 
 
 def training_metrics(result: TrainingResult) -> dict[str, Any]:
-    """The user attrs a trained candidate records: curve, time, epochs, divergence."""
+    """The user attrs a trained candidate records: validation and train-loss curves, speed,
+    time, epochs, divergence (plain JSON: a non-finite loss is stored as its string)."""
+    losses = [round(x, 5) if math.isfinite(x) else str(x) for x in result.train_loss_history]
+    speeds = [round(x, 1) for x in result.images_per_second_history]
     return {
         "val_accuracy_curve": list(result.val_accuracy_history),
+        "train_loss_curve": losses,
+        "images_per_second_curve": speeds,
+        "images_per_second": round(statistics.median(speeds), 1) if speeds else None,
         "train_seconds": round(result.train_seconds, 3),
         "epochs_run": result.epochs_run,
         "diverged": result.diverged,

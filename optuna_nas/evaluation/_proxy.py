@@ -26,6 +26,7 @@ from optuna_nas.evaluation._base import check_data
 from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._base import train_candidate
 from optuna_nas.evaluation._base import training_metrics
+from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.spec import ArchitectureSpec
 
@@ -143,7 +144,7 @@ class ProxyTraining(Evaluator):
         self.resolution = resolution
         self.width_multiplier = float(w)
         self.batch_size = resolve_batch_size(batch_size, data)
-        self.device = torch.device(device)
+        self.device = check_device(device)
         proxy = subsample_splits(data, fraction=data_fraction, seed=data_seed)
         if resolution is not None:
             proxy = resize_splits(proxy, resolution=resolution)

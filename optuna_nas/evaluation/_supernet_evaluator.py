@@ -34,6 +34,7 @@ from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._base import check_data
 from optuna_nas.evaluation._base import resolve_batch_size
+from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._supernet import Supernet
 from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
@@ -174,7 +175,7 @@ class WeightSharingEvaluator(Evaluator):
         self.batch_size = batch_size
         self.calibration_batches = calibration_batches
         self.seed = seed
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.poll_interval_s = float(poll_interval_s)
         self.claim_settle_s = float(claim_settle_s)
         self.claim_timeout_s = float(claim_timeout_s)

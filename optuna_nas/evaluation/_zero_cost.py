@@ -43,6 +43,7 @@ from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._base import build_seeded
 from optuna_nas.evaluation._base import check_data
+from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.spec import ArchitectureSpec
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Tanh)
@@ -208,7 +209,7 @@ class ZeroCostEvaluator(Evaluator):
                 f"`batch_size` must be at most the {n} training images, but got {batch_size=}."
             )
         self.proxy = proxy
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.inputs, self.labels = sample_batch(
             data, "train", size=batch_size, seed=batch_seed, device=self.device
         )
