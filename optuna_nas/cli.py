@@ -67,7 +67,10 @@ stores a spec, for studies run without attach_architecture.""",
   optuna-nas export --storage sqlite:///q.db --study q --trial 7 --out trial7/
 
 Writes spec.json, state_dict.pt, model.pt2 (torch.export) and export.json. Weights: retrained
-(--retrain), else saved in the study by save_weights (found in --artifact-dir), else none.""",
+(--retrain), else saved in the study by save_weights (found in --artifact-dir), else none.
+--retrain loads the data the study recorded (a bundled set, or CIFAR / an image folder: give
+--data-dir if the folder moved); a study on your own Dataset retrains from Python
+(optuna_nas.export.export_trial(..., data=...)).""",
     "spec": """examples:
   optuna-nas spec --storage sqlite:///quickstart.db --study quickstart --trial 3""",
 }
@@ -212,13 +215,18 @@ def _export(args: argparse.Namespace) -> None:
         max_latency_ms=args.max_latency_ms,
         max_params=args.max_params,
     )
+    store = None  # retraining needs no stored weights, so no artifact folder either
+    if args.retrain is None and (args.artifact_dir or args.storage.startswith("sqlite:///")):
+        store = _artifact_store(args, create=False)
     result = export_trial(
         study,
         trial,
         args.out,
-        artifact_store=_artifact_store(args, create=False),
+        artifact_store=store,
         retrain_epochs=args.retrain,
         seed=args.seed,
+        device=args.device,
+        data_root=args.data_dir,
     )
     values = ", ".join(
         f"{k}={format_value(v)}"
@@ -301,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--artifact-dir", help="where save_weights stored weights (default: next to db)"
     )
     p.add_argument("--retrain", type=int, metavar="EPOCHS", help="retrain from scratch first")
+    p.add_argument(
+        "--data-dir", help="with --retrain: where the study's data folder is on this machine"
+    )
+    p.add_argument("--device", default="cpu", help="with --retrain: where to train (cuda:0, ...)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation / retraining")
 
     p = add("spec", _spec, "print the architecture spec JSON of one trial")

@@ -147,9 +147,11 @@ def test_export_retrain_reloads_the_recorded_source(kind: str, tmp_path: Path) -
     )
     study.optimize(objective, n_trials=1)
     assert load_source(study.user_attrs["data_source"]).name == data.name
+    (tmp_path / "data").rename(tmp_path / "moved")  # the data lives elsewhere on this machine
+    folder = tmp_path / "moved" / ("digits" if kind == "image_folder" else "")
     main(
         ["export", "--storage", storage, "--study", "own", "--best", "--retrain", "1",
-         "--out", str(tmp_path / "out")]
+         "--data-dir", str(folder), "--out", str(tmp_path / "out")]
     )  # fmt: skip
     assert (tmp_path / "out" / "model.pt2").is_file()
 
