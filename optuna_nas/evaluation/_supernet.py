@@ -66,6 +66,9 @@ from optuna_nas.nn import BuiltModel
 from optuna_nas.nn import build_model
 from optuna_nas.nn import module_name
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.spaces._distributions import finite_values
+from optuna_nas.spaces._distributions import n_values
+from optuna_nas.spaces._distributions import nth_value
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import Node
 
@@ -100,35 +103,16 @@ def sample_uniform(
     """One uniform draw of every parameter: SPOS's uniform path sampling."""
     params: dict[str, Any] = {}
     for name, dist in distributions.items():
-        if isinstance(dist, CategoricalDistribution):
-            params[name] = dist.choices[int(rng.integers(len(dist.choices)))]
-        elif isinstance(dist, IntDistribution):
-            params[name] = dist.low + dist.step * int(
-                rng.integers((dist.high - dist.low) // dist.step + 1)
-            )
-        elif isinstance(dist, FloatDistribution):
-            if dist.step is not None:
-                n = round((dist.high - dist.low) / dist.step)
-                params[name] = dist.low + dist.step * int(rng.integers(n + 1))
-            elif dist.log:
+        if not isinstance(dist, (CategoricalDistribution, IntDistribution, FloatDistribution)):
+            raise TypeError(f"parameter {name!r} has an unsupported {type(dist).__name__}.")
+        if isinstance(dist, FloatDistribution) and dist.step is None:
+            if dist.log:
                 params[name] = float(np.exp(rng.uniform(np.log(dist.low), np.log(dist.high))))
             else:
                 params[name] = float(rng.uniform(dist.low, dist.high))
-        else:
-            raise TypeError(f"parameter {name!r} has an unsupported {type(dist).__name__}.")
+        else:  # an int is drawn uniformly over its steps, on a log scale too
+            params[name] = nth_value(dist, int(rng.integers(n_values(dist))))
     return params
-
-
-def _finite_choices(dist: BaseDistribution) -> list[Any] | None:
-    """Every value of a categorical or stepped distribution (None for a continuous one)."""
-    if isinstance(dist, CategoricalDistribution):
-        return list(dist.choices)
-    if isinstance(dist, IntDistribution):
-        return list(range(dist.low, dist.high + 1, dist.step))
-    if isinstance(dist, FloatDistribution) and dist.step is not None:
-        n = round((dist.high - dist.low) / dist.step)
-        return [dist.low + dist.step * i for i in range(n + 1)]
-    return None
 
 
 def sample_fair(
@@ -143,7 +127,7 @@ def sample_fair(
     repeated and permuted, then cut to ``m``) -- FairNAS's spaces have the same ``k``
     everywhere, ours need not; a continuous parameter is drawn uniformly per path.
     """
-    finite = {name: _finite_choices(d) for name, d in distributions.items()}
+    finite = {name: finite_values(d) for name, d in distributions.items()}
     m = max((len(c) for c in finite.values() if c), default=1)
     columns: dict[str, list[Any]] = {}
     for name, dist in distributions.items():

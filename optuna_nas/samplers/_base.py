@@ -40,7 +40,7 @@ from optuna.trial import TrialState
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
 from optuna_nas.samplers._history import param_key
-from optuna_nas.samplers._mutation import contains
+from optuna_nas.spaces._distributions import contains
 
 PLAN_ATTR = "optuna_nas:plan"
 #: How often a sampler with ``avoid_duplicates`` redraws a child already evaluated.

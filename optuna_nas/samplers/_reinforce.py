@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 from optuna._hypervolume import compute_hypervolume
 from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import IntDistribution
+from optuna.distributions import FloatDistribution
 from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -25,6 +24,7 @@ from optuna_nas.samplers._history import losses
 from optuna_nas.samplers._history import param_key
 from optuna_nas.samplers._history import reference_losses
 from optuna_nas.samplers._history import violation
+from optuna_nas.spaces._distributions import finite_values
 
 POLICY_ATTR = "optuna_nas:reinforce"
 _MAX_INT_CHOICES = 128
@@ -32,13 +32,7 @@ _MAX_INT_CHOICES = 128
 
 def _choices(d: BaseDistribution) -> list[Any] | None:
     """The discrete actions of a decision, or None where REINFORCE does not model it."""
-    if isinstance(d, CategoricalDistribution):
-        return list(d.choices)
-    if isinstance(d, IntDistribution):
-        n = (d.high - d.low) // d.step + 1
-        if n <= _MAX_INT_CHOICES:
-            return list(range(d.low, d.high + 1, d.step))
-    return None
+    return None if isinstance(d, FloatDistribution) else finite_values(d, limit=_MAX_INT_CHOICES)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

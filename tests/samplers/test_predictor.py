@@ -9,7 +9,7 @@ from optuna.distributions import IntDistribution
 import pytest
 
 from optuna_nas.samplers import KernelPredictor
-from optuna_nas.samplers._mutation import to_unit
+from optuna_nas.spaces._distributions import to_unit
 from optuna_nas.samplers._predictor import _distance
 from optuna_nas.samplers._predictor import _encode
 
