@@ -58,7 +58,7 @@ from optuna_nas.report import default_artifact_dir
 from optuna_nas.report import report
 from optuna_nas.samplers import DartsSampler
 from optuna_nas.samplers import DartsSearchConfig
-from optuna_nas.samplers._darts import export_choices
+from optuna_nas.samplers import export_choices
 from optuna_nas.spaces import CellSpace
 from optuna_nas.storage import count_finished
 from optuna_nas.storage import mask_url

@@ -8,6 +8,7 @@ any define-by-run Optuna search space.
 
 from optuna_nas.samplers._darts import DartsSampler
 from optuna_nas.samplers._darts import DartsSearchConfig
+from optuna_nas.samplers._darts import export_choices
 from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
 from optuna_nas.samplers._factory import SAMPLER_NAMES
 from optuna_nas.samplers._factory import create_sampler
@@ -28,4 +29,5 @@ __all__ = [
     "ReinforceSampler",
     "create_sampler",
     "default_complexity",
+    "export_choices",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-import importlib
 import inspect
 from typing import Any
 
@@ -14,43 +12,24 @@ from optuna.samplers import NSGAIISampler
 from optuna.samplers import RandomSampler
 from optuna.samplers import TPESampler
 
+from optuna_nas.samplers._darts import DartsSampler
 from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
 from optuna_nas.samplers._progressive import ProgressiveSampler
 from optuna_nas.samplers._reinforce import ReinforceSampler
 
-
-def _darts() -> Callable[..., BaseSampler]:
-    try:
-        module = importlib.import_module("optuna_nas.samplers._darts")
-    except ModuleNotFoundError as e:
-        if e.name is None or not e.name.startswith("optuna_nas.samplers._darts"):
-            raise
-        raise ImportError(
-            "create_sampler('darts') needs `optuna_nas.samplers._darts`, which is not installed "
-            "in this copy of optuna_nas."
-        ) from e
-    sampler = getattr(module, "DartsSampler", None)
-    if sampler is None:
-        raise ImportError(
-            "create_sampler('darts') needs `DartsSampler` in `optuna_nas.samplers._darts`, "
-            "which does not define it."
-        )
-    return sampler  # type: ignore[no-any-return]
-
-
 # name -> (constructor, NAS defaults applied unless the caller overrides them)
-_SAMPLERS: dict[str, tuple[Callable[[], Callable[..., BaseSampler]], dict[str, Any]]] = {
-    "random": (lambda: RandomSampler, {}),
+_SAMPLERS: dict[str, tuple[type[BaseSampler], dict[str, Any]]] = {
+    "random": (RandomSampler, {}),
     # multivariate + group: TPE models the joint of decisions and splits conditional spaces into
     # groups that co-occur; constant liar keeps parallel workers from proposing the same point.
-    "tpe": (lambda: TPESampler, {"multivariate": True, "group": True, "constant_liar": True}),
-    "gp": (lambda: GPSampler, {}),
-    "nsga2": (lambda: NSGAIISampler, {}),
-    "nsga3": (lambda: NSGAIIISampler, {}),
-    "evolution": (lambda: RegularizedEvolutionSampler, {}),
-    "reinforce": (lambda: ReinforceSampler, {}),
-    "progressive": (lambda: ProgressiveSampler, {}),
-    "darts": (_darts, {}),
+    "tpe": (TPESampler, {"multivariate": True, "group": True, "constant_liar": True}),
+    "gp": (GPSampler, {}),
+    "nsga2": (NSGAIISampler, {}),
+    "nsga3": (NSGAIIISampler, {}),
+    "evolution": (RegularizedEvolutionSampler, {}),
+    "reinforce": (ReinforceSampler, {}),
+    "progressive": (ProgressiveSampler, {}),
+    "darts": (DartsSampler, {}),
 }
 
 SAMPLER_NAMES: tuple[str, ...] = tuple(_SAMPLERS)
@@ -64,14 +43,13 @@ def create_sampler(name: str, **options: Any) -> BaseSampler:
     constant_liar=True)``: conditional NAS spaces and parallel workers), ``gp`` (``GPSampler``;
     needs torch, handles categorical params), ``nsga2``, ``nsga3``, ``evolution``
     (:class:`RegularizedEvolutionSampler`), ``reinforce`` (:class:`ReinforceSampler`),
-    ``progressive`` (:class:`ProgressiveSampler`) and ``darts`` (``DartsSampler``, imported
-    when asked for). ``options`` are the sampler's keyword arguments (``seed=0``, ...); an
-    unknown name or option raises ``ValueError`` listing what is accepted.
+    ``progressive`` (:class:`ProgressiveSampler`) and ``darts`` (:class:`DartsSampler`).
+    ``options`` are the sampler's keyword arguments (``seed=0``, ...); an unknown name or
+    option raises ``ValueError`` listing what is accepted.
     """
     if name not in _SAMPLERS:
         raise ValueError(f"`name` must be one of {list(SAMPLER_NAMES)}, but got {name!r}.")
-    factory, defaults = _SAMPLERS[name]
-    cls = factory()
+    cls, defaults = _SAMPLERS[name]
     accepted = [
         p.name
         for p in inspect.signature(cls).parameters.values()

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-
 import optuna
 import pytest
 
@@ -73,11 +71,3 @@ def test_unknown_names_and_options_raise_one_clear_error() -> None:
         create_sampler("evolution", population=3)
     with pytest.raises(ValueError, match="unknown option"):
         create_sampler("tpe", population_size=3)
-
-
-def test_darts_is_imported_lazily_and_its_absence_is_explained(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "optuna_nas.samplers._darts", None)
-    with pytest.raises(ImportError, match=r"needs `optuna_nas\.samplers\._darts`"):
-        create_sampler("darts")
