@@ -111,7 +111,7 @@ def sample_uniform(
             else:
                 params[name] = float(rng.uniform(dist.low, dist.high))
         else:  # an int is drawn uniformly over its steps, on a log scale too
-            params[name] = nth_value(dist, int(rng.integers(n_values(dist))))
+            params[name] = nth_value(dist, int(rng.integers(int(n_values(dist)))))
     return params
 
 

@@ -26,7 +26,7 @@ import torch
 
 from optuna_nas.samplers._base import check_float
 from optuna_nas.samplers._base import check_int
-from optuna_nas.samplers._mutation import to_unit
+from optuna_nas.spaces._distributions import to_unit
 
 
 class Predictor(Protocol):
