@@ -22,8 +22,10 @@ ends with a line saying how many trials the limit rejected; when it rejected non
 a lower limit (the median latency measured) to rerun with under a new ``--study-name``.
 
 How long: 117 s for 30 trials of 4 epochs on 2 idle CPU cores with ``--max-latency-ms 2``
-(which rejected 2 trials); less with the default limit, since a rejected trial is not trained.
-Latency is measured up to twice per trial.
+(which rejected 2 trials); less with the default limit, since a rejected trial is not trained
+(40 s when it rejected 25 of 30). Latency is measured up to twice per trial; other jobs on the
+cores slow the run and inflate the latencies (2-9 minutes, 23-27 of 30 rejected, measured
+while a 2-core machine ran 4-8 other jobs).
 
     python studies/mobile_latency.py --trials 30
     optuna-nas run studies/mobile_latency.py --trials 30 --timeout 600 -- --max-latency-ms 1.2
