@@ -24,6 +24,8 @@ import optuna
 from optuna.artifacts._protocol import ArtifactStore
 import torch
 
+from optuna_nas._checkpoint import TrialCheckpoint
+from optuna_nas._checkpoint import original_trial_number
 from optuna_nas._failures import CandidateFailed
 from optuna_nas._study_setup import check_setup
 from optuna_nas._study_setup import describe_setup
@@ -241,8 +243,20 @@ class NASObjective:
 
         self.evaluator.attach(trial.study)
         self._record_data(trial.study)
-        with self._out_of_memory_fails(trial, "evaluating"), self._data_error_recorded(trial):
-            result = self.evaluator.evaluate(spec, report=report, seed=self.seed + trial.number)
+        # A retry (after its worker died) trains with the seed of the trial it replaces and
+        # resumes from that trial's last checkpoint, so it ends as that trial would have.
+        seed = self.seed + original_trial_number(trial)
+        extra: dict[str, Any] = {}
+        checkpoint = None
+        if self.artifact_store is not None and self.evaluator.supports_checkpoints:
+            checkpoint = TrialCheckpoint(trial, self.artifact_store)
+            extra["checkpoint"] = checkpoint
+        try:
+            with self._out_of_memory_fails(trial, "evaluating"), self._data_error_recorded(trial):
+                result = self.evaluator.evaluate(spec, report=report, seed=seed, **extra)
+        finally:  # the trial ends here, whatever happened: its scratch state goes
+            if checkpoint is not None:
+                checkpoint.discard()
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         if result.metrics.get("diverged"):

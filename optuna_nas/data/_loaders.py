@@ -74,6 +74,19 @@ class Batches:
         if not self.in_memory:
             self._loader = _data_loader(self, data.split(split), data.transform(split))
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The generators' states between epochs, for a checkpoint (tensors only)."""
+        return {
+            "generator": self.generator.get_state(),
+            "augment": self._augment_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Continue the epochs from a :meth:`state_dict`: the next epoch draws what it would
+        have drawn after the epochs the state was saved at."""
+        self.generator.set_state(state["generator"])
+        self._augment_generator.set_state(state["augment"])
+
     def __len__(self) -> int:
         n = len(self.data.split(self.split))  # type: ignore[arg-type]
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -19,6 +19,7 @@ import math
 import statistics
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import torch
 
@@ -26,6 +27,7 @@ from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._hardware import isolated_rng
+from optuna_nas.evaluation._training import Checkpoint
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import TrainingResult
 from optuna_nas.evaluation._training import train_model
@@ -64,6 +66,12 @@ class Evaluator(abc.ABC):
 
     data: DataSplits | None = None
 
+    supports_checkpoints: ClassVar[bool] = False
+    """True for evaluators whose ``evaluate`` takes ``checkpoint=`` (a
+    :class:`~optuna_nas.evaluation._training.Checkpoint`): the pipeline then passes one that
+    keeps the training state in the study's artifact store, so a killed trial's retry resumes
+    from its last epoch."""
+
     def attach(self, study: optuna.Study) -> None:  # noqa: B027 - optional hook
         """Called by the pipeline with the study before each evaluation; default: nothing."""
 
@@ -98,7 +106,16 @@ class FullTraining(Evaluator):
         self.batch_size = resolve_batch_size(batch_size, data)
         self.device = check_device(device)
 
-    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+    supports_checkpoints = True
+
+    def evaluate(
+        self,
+        spec: ArchitectureSpec,
+        *,
+        report: Report | None,
+        seed: int,
+        checkpoint: Checkpoint | None = None,
+    ) -> Evaluation:
         model, result = train_candidate(
             spec,
             self.data,
@@ -107,6 +124,7 @@ class FullTraining(Evaluator):
             device=self.device,
             report=report,
             seed=seed,
+            checkpoint=checkpoint,
         )
         return Evaluation(
             values={"val_accuracy": result.final_val_accuracy},
@@ -125,6 +143,7 @@ def train_candidate(
     device: torch.device,
     report: Report | None,
     seed: int,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[torch.nn.Module, TrainingResult]:
     """Build ``spec`` with weights seeded by ``seed`` and train it on ``data``.
 
@@ -144,6 +163,7 @@ def train_candidate(
         report=report,
         input_shape=spec.input_shape,
         seed=seed,
+        checkpoint=checkpoint,
     )
     return model, result
 

@@ -263,6 +263,20 @@ class RngStream:
             self._outside = None
             _RNG_LOCK.release()
 
+    def state(self) -> list[torch.Tensor | None] | None:
+        """The stream's generator states (``[cpu, device]``), for a checkpoint; None unseeded.
+
+        Only meaningful between ``with`` blocks (inside one, the states are in torch's globals).
+        """
+        return None if self._states is None else list(self._states)
+
+    def load_state(self, state: list[torch.Tensor | None] | None) -> None:
+        """Continue from the states :meth:`state` returned (ignored for an unseeded stream)."""
+        if self._states is not None and state is not None:
+            cpu, device = state
+            if cpu is not None:
+                self._states = (cpu, device if self._device is not None else None)
+
     def _swap(
         self, states: tuple[torch.Tensor, torch.Tensor | None]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

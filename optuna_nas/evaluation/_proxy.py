@@ -27,6 +27,7 @@ from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._base import train_candidate
 from optuna_nas.evaluation._base import training_metrics
 from optuna_nas.evaluation._hardware import check_device
+from optuna_nas.evaluation._training import Checkpoint
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.spec import ArchitectureSpec
 
@@ -168,7 +169,16 @@ class ProxyTraining(Evaluator):
             spec, input_shape=self.proxy_data.input_shape, width_multiplier=self.width_multiplier
         )
 
-    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+    supports_checkpoints = True
+
+    def evaluate(
+        self,
+        spec: ArchitectureSpec,
+        *,
+        report: Report | None,
+        seed: int,
+        checkpoint: Checkpoint | None = None,
+    ) -> Evaluation:
         proxy_spec = self.proxy_spec(spec)
         model, result = train_candidate(
             proxy_spec,
@@ -178,6 +188,7 @@ class ProxyTraining(Evaluator):
             device=self.device,
             report=report,
             seed=seed,
+            checkpoint=checkpoint,
         )
         return Evaluation(
             values={"val_accuracy": result.final_val_accuracy},

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import logging
 import math
 import time
+from typing import Any
 from typing import Literal
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -165,6 +167,21 @@ class TrainingConfig:
                 raise ValueError(f"`{name}` must be a bool, but got {name}={value!r}.")
 
 
+class Checkpoint(Protocol):
+    """Where :func:`train_model` keeps its state between epochs, so a killed run can resume.
+
+    ``state`` holds only tensors and plain Python values (it loads with
+    ``torch.load(weights_only=True)``). :func:`train_model` knows nothing of where it goes; the
+    objective stores it in the study's artifact store (:mod:`optuna_nas._checkpoint`).
+    """
+
+    def load(self) -> dict[str, Any] | None:
+        """The last saved state, or None to start from scratch."""
+
+    def save(self, epoch: int, state: dict[str, Any]) -> None:
+        """Keep ``state``, the state after ``epoch`` epochs (replacing the one before)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingResult:
     """What one call of :func:`train_model` did.
@@ -210,6 +227,7 @@ def train_model(
     report: Callable[[int, float], bool] | None = None,
     input_shape: tuple[int, int, int] | None = None,
     seed: int | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainingResult:
     """Train ``model`` with cross-entropy and score it on validation data after every epoch.
 
@@ -250,6 +268,12 @@ def train_model(
             initial weights exist before the call and are not affected (build them under
             :func:`isolated_rng`). None (the default) draws from the global generators, as
             before.
+        checkpoint: If given, the state after every epoch but the last (weights, optimiser,
+            schedule, scaler, curves, the seeded random stream and the training loader's
+            generators) is saved there, and a saved state is loaded first: training resumes
+            after the saved epoch, and with a seed and loaders from
+            :func:`~optuna_nas.data.make_loader` it ends exactly as an uninterrupted call
+            would. The resumed epochs are reported again, so the caller sees every epoch.
 
     Returns:
         The learning curves and how training ended.
@@ -286,9 +310,20 @@ def train_model(
     loss_history: list[float] = []
     seconds_history: list[float] = []
     speed_history: list[float] = []
+    histories = (val_history, loss_history, seconds_history, speed_history)
     stop = diverged = False
+    done = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        done = _resume(saved, model, step, scheduler, rng, train_loader, histories)
+        _logger.info("resumed after epoch %d/%d from a checkpoint", done, config.epochs)
+        for epoch, accuracy in enumerate(val_history, start=1):
+            if report is not None and report(epoch, accuracy):
+                stop = True
     with cudnn_benchmark(config.cudnn_benchmark):
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(done + 1, config.epochs + 1):
+            if stop:
+                break
             shape_to_check = input_shape if epoch == 1 else None
             epoch_start = time.perf_counter()
             loss, images = train_one_epoch(step, train_loader, rng, shape_to_check)
@@ -309,6 +344,10 @@ def train_model(
                 stop = bool(report(epoch, accuracy))
             if stop or diverged:
                 break
+            if checkpoint is not None and epoch < config.epochs:
+                checkpoint.save(
+                    epoch, _state(epoch, model, step, scheduler, rng, train_loader, histories)
+                )
 
     return TrainingResult(
         val_accuracy_history=tuple(val_history),
@@ -322,6 +361,57 @@ def train_model(
         diverged=diverged,
         train_seconds=time.perf_counter() - start,
     )
+
+
+_Histories = tuple[list[float], list[float], list[float], list[float]]
+
+
+def _state(
+    epoch: int,
+    model: nn.Module,
+    step: Step,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    rng: RngStream,
+    loader: Batches,
+    histories: _Histories,
+) -> dict[str, Any]:
+    """Everything an epoch boundary needs to continue exactly (see ``checkpoint``)."""
+    loader_state = getattr(loader, "state_dict", None)
+    return {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": step.optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": step.scaler.state_dict() if step.scaler is not None else None,
+        "rng": rng.state(),
+        "loader": loader_state() if callable(loader_state) else None,
+        "histories": [list(h) for h in histories],
+    }
+
+
+def _resume(
+    state: dict[str, Any],
+    model: nn.Module,
+    step: Step,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    rng: RngStream,
+    loader: Batches,
+    histories: _Histories,
+) -> int:
+    """Load a :func:`_state` into the call's objects; return the epochs it had done."""
+    model.load_state_dict(state["model"])
+    step.optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if step.scaler is not None and state["scaler"] is not None:
+        step.scaler.load_state_dict(state["scaler"])
+    rng.load_state(state["rng"])
+    load_loader = getattr(loader, "load_state_dict", None)
+    if callable(load_loader) and state["loader"] is not None:
+        load_loader(state["loader"])
+    for history, saved in zip(histories, state["histories"], strict=True):
+        history[:] = [float(x) for x in saved]
+    return int(state["epoch"])
 
 
 def evaluate_accuracy(
