@@ -32,7 +32,7 @@ EXIT_BROKEN_PIPE = 141
 _EPILOGS = {
     "run": """examples:
   optuna-nas run studies/quickstart.py --trials 20 --timeout 600
-  optuna-nas run studies/mobile_latency.py --trials 30 -- --max-latency-ms 2
+  optuna-nas run studies/mobile_latency.py --trials 30 -- --max-latency-ms 1.2
   optuna-nas run my_study.toml --trials 40       # a config file, see below
 
 A .py study script must define main(argv); --trials N and --timeout S are passed on to it as
