@@ -6,8 +6,9 @@ from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import FullTraining
 from optuna_nas.evaluation._base import Report
-from optuna_nas.evaluation._predictor import ParamEncoder
-from optuna_nas.evaluation._predictor import Predictor
+from optuna_nas.evaluation._hardware import check_device
+from optuna_nas.evaluation._hardware import isolated_rng
+from optuna_nas.evaluation._predictor import MLPEnsemble
 from optuna_nas.evaluation._predictor import PredictorEvaluator
 from optuna_nas.evaluation._predictor import PredictorQuality
 from optuna_nas.evaluation._proxy import ProxyTraining
@@ -28,10 +29,15 @@ from optuna_nas.evaluation._zero_cost import naswot
 from optuna_nas.evaluation._zero_cost import snip
 from optuna_nas.evaluation._zero_cost import synflow
 from optuna_nas.evaluation._zero_cost import zero_cost_score
+from optuna_nas.spaces._encoding import ParamEncoder
+
+# The MLP ensemble's former name, kept only while benchmarks/evaluators.py imports it; not in
+# __all__ (optuna_nas.samplers.Predictor is the protocol of a sampler's predictor).
+Predictor = MLPEnsemble
 
 __all__ = [
+    "MLPEnsemble",
     "ParamEncoder",
-    "Predictor",
     "PredictorEvaluator",
     "PredictorQuality",
     "ProxyTraining",
@@ -55,6 +61,8 @@ __all__ = [
     "TrainingResult",
     "evaluate_accuracy",
     "train_model",
+    "check_device",
+    "isolated_rng",
     "Supernet",
     "WeightSharingEvaluator",
     "recalibrate_batchnorm",

@@ -1,10 +1,10 @@
 """Performance prediction: a surrogate from encoded architecture params to an objective.
 
-:class:`Predictor` is an ensemble of small MLPs, each trained on a bootstrap resample of the
+:class:`MLPEnsemble` is an ensemble of small MLPs, each trained on a bootstrap resample of the
 data from its own initialisation (deep ensembles, Lakshminarayanan et al., NeurIPS 2017); the
 spread of the members' predictions is the uncertainty. BANANAS (White et al., AAAI 2021) uses
 the same kind of ensemble as its NAS predictor; here the input is the params encoding below
-rather than BANANAS' path encoding, so any search space works. :meth:`Predictor.validate`
+rather than BANANAS' path encoding, so any search space works. :meth:`MLPEnsemble.validate`
 says how good it is: Kendall's tau and Spearman's rho of k-fold held-out predictions.
 
 :class:`PredictorEvaluator` trains the first ``warmup`` candidates of a study for real (with a
@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import FloatDistribution
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 import torch
 
+from optuna_nas._experimental import warn_experimental
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_positive
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
@@ -37,73 +37,13 @@ from optuna_nas.evaluation._ranking import Scores
 from optuna_nas.evaluation._ranking import kendall_tau
 from optuna_nas.evaluation._ranking import spearman_rho
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.spaces._encoding import ParamEncoder
 from optuna_nas.spec import ArchitectureSpec
 
 if TYPE_CHECKING:
     import optuna
 
 Array = npt.NDArray[np.float64]
-
-
-class ParamEncoder:
-    """Encodes a params dict as a fixed-length vector, from a space's ``distributions()``.
-
-    Each categorical parameter becomes a one-hot block over its choices; each int or float
-    parameter two entries, ``[present, value scaled to [0, 1]]`` (on a log scale for ``log``
-    distributions). A parameter absent from ``params`` (a conditional one the architecture did
-    not ask for, e.g. the layers beyond its depth) is all zeros, distinct from every value.
-    Names not in the distributions are ignored, like :meth:`SearchSpace.decode` ignores them.
-    """
-
-    def __init__(self, distributions: Mapping[str, BaseDistribution]) -> None:
-        if not distributions:
-            raise ValueError("`distributions` must declare at least one parameter, but is empty.")
-        self.distributions = dict(sorted(distributions.items()))
-        self._offsets: dict[str, int] = {}
-        dim = 0
-        for name, dist in self.distributions.items():
-            if not isinstance(dist, (CategoricalDistribution, IntDistribution, FloatDistribution)):
-                raise TypeError(
-                    f"parameter {name!r} has a {type(dist).__name__}; the encoder supports "
-                    "categorical, int and float distributions."
-                )
-            self._offsets[name] = dim
-            dim += len(dist.choices) if isinstance(dist, CategoricalDistribution) else 2
-        self.dim = dim
-
-    def encode(self, params: Mapping[str, Any]) -> Array:
-        """The vector of one params dict."""
-        out = np.zeros(self.dim)
-        for name, dist in self.distributions.items():
-            if name not in params:
-                continue
-            at, value = self._offsets[name], params[name]
-            if isinstance(dist, CategoricalDistribution):
-                try:
-                    out[at + int(dist.to_internal_repr(value))] = 1.0
-                except ValueError:
-                    raise ValueError(
-                        f"parameter {name!r} must be one of {list(dist.choices)}, "
-                        f"but got {value!r}."
-                    ) from None
-                continue
-            assert isinstance(dist, (IntDistribution, FloatDistribution))
-            low, high, v = float(dist.low), float(dist.high), float(value)
-            if not low <= v <= high:
-                raise ValueError(f"parameter {name!r} must be in [{low}, {high}], but got {v!r}.")
-            if dist.log:
-                low, high, v = math.log(low), math.log(high), math.log(v)
-            out[at] = 1.0
-            out[at + 1] = (v - low) / (high - low) if high > low else 0.0
-        return out
-
-    def encode_many(self, params_list: Sequence[Mapping[str, Any]]) -> Array:
-        """A ``(len(params_list), dim)`` matrix."""
-        return (
-            np.stack([self.encode(p) for p in params_list])
-            if params_list
-            else np.zeros((0, self.dim))
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,7 +57,7 @@ class PredictorQuality:
     folds: int
 
 
-class Predictor:
+class MLPEnsemble:
     """An ensemble of MLPs from encoded params to an objective value, with an uncertainty.
 
     Args:
@@ -144,13 +84,9 @@ class Predictor:
         weight_decay: float = 1e-3,
         seed: int = 0,
     ) -> None:
-        for name, value, low in (("n_members", n_members, 1), ("hidden", hidden, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"`{name} >= {low}` must hold, but got {name}={value!r}.")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"`steps >= 1` must hold, but got {steps=}.")
-        if not (math.isfinite(lr) and lr > 0):
-            raise ValueError(f"`lr` must be finite and > 0, but got {lr=}.")
+        for name, value in (("n_members", n_members), ("hidden", hidden), ("steps", steps)):
+            check_int(name, value, minimum=1)
+        check_positive("lr", lr)
         if not (math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"`weight_decay` must be finite and >= 0, but got {weight_decay=}.")
         self.encoder = ParamEncoder(distributions)
@@ -163,7 +99,7 @@ class Predictor:
         self._weights: list[torch.Tensor] | None = None
         self._scale = (0.0, 1.0)
 
-    def fit(self, params_list: Sequence[Mapping[str, Any]], targets: Scores) -> Predictor:
+    def fit(self, params_list: Sequence[Mapping[str, Any]], targets: Scores) -> MLPEnsemble:
         """Fit on ``params_list`` and their ``targets`` (at least 2, finite); returns self."""
         x = self.encoder.encode_many(params_list)
         y = np.asarray(targets, dtype=np.float64)
@@ -228,17 +164,14 @@ class Predictor:
         Uses a copy of this predictor's settings; this predictor's fit is left alone.
         """
         n = len(params_list)
-        if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= n // 2:
-            raise ValueError(
-                f"`folds` must be an int in [2, n // 2] for n={n} data points, but got {folds=}."
-            )
+        check_int("folds", folds, minimum=2, maximum=n // 2)  # n // 2: two points a fold
         y = np.asarray(targets, dtype=np.float64)
         order = np.random.default_rng(self.seed).permutation(n)
         out = np.empty(n)
         for k in range(folds):
             test = order[k::folds]
             train = np.setdiff1d(order, test)
-            clone = Predictor(
+            clone = MLPEnsemble(
                 self.encoder.distributions,
                 n_members=self.n_members,
                 hidden=self.hidden,
@@ -273,7 +206,7 @@ class PredictorEvaluator(Evaluator):
         space: The study's search space (its ``distributions()`` fix the encoding).
         warmup: Really-trained completed trials needed before predicting.
         target: The name of ``fallback``'s value the predictor learns (``"val_accuracy"``).
-        predictor: Settings of the :class:`Predictor` (its ``distributions`` are the space's).
+        predictor: Settings of the :class:`MLPEnsemble` (its ``distributions`` are the space's).
 
     The value is named ``"predicted_" + target.removeprefix("val_")`` (``"predicted_accuracy"``
     by default; add it to the objectives as maximised): during warm-up it is the trained
@@ -295,8 +228,8 @@ class PredictorEvaluator(Evaluator):
         target: str = "val_accuracy",
         predictor: Mapping[str, Any] | None = None,
     ) -> None:
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 2:
-            raise ValueError(f"`warmup >= 2` must hold, but got {warmup=}.")
+        warn_experimental("PredictorEvaluator")
+        check_int("warmup", warmup, minimum=2)
         self.fallback = fallback
         self.data = fallback.data
         self.space = space
@@ -304,9 +237,9 @@ class PredictorEvaluator(Evaluator):
         self.target = target
         self.value_name = "predicted_" + target.removeprefix("val_")
         self.predictor_settings = dict(predictor or {})
-        Predictor(space.distributions(), **self.predictor_settings)  # checks the settings
+        MLPEnsemble(space.distributions(), **self.predictor_settings)  # checks the settings
         self._study: optuna.Study | None = None
-        self._fitted: tuple[tuple[int, ...], Predictor] | None = None
+        self._fitted: tuple[tuple[int, ...], MLPEnsemble] | None = None
 
     def attach(self, study: optuna.Study) -> None:
         self._study = study
@@ -328,7 +261,7 @@ class PredictorEvaluator(Evaluator):
     def quality(self, *, folds: int = 5) -> PredictorQuality:
         """k-fold held-out quality of the predictor on the study's trained trials."""
         params, targets, _ = self.training_set()
-        return Predictor(self.space.distributions(), **self.predictor_settings).validate(
+        return MLPEnsemble(self.space.distributions(), **self.predictor_settings).validate(
             params, targets, folds=folds
         )
 
@@ -349,7 +282,7 @@ class PredictorEvaluator(Evaluator):
                 model=result.model,
             )
         if self._fitted is None or self._fitted[0] != numbers:
-            predictor = Predictor(self.space.distributions(), **self.predictor_settings)
+            predictor = MLPEnsemble(self.space.distributions(), **self.predictor_settings)
             self._fitted = (numbers, predictor.fit(params, targets))
         mean, std = self._fitted[1].predict([self._candidate_params(spec)])
         return Evaluation(

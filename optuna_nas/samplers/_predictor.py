@@ -21,12 +21,11 @@ from typing import Protocol
 
 import numpy as np
 from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
 import torch
 
 from optuna_nas.samplers._base import check_float
 from optuna_nas.samplers._base import check_int
-from optuna_nas.spaces._distributions import to_unit
+from optuna_nas.spaces._encoding import encode_columns
 
 
 class Predictor(Protocol):
@@ -38,52 +37,6 @@ class Predictor(Protocol):
         candidates: Sequence[Mapping[str, Any]],
         distributions: Mapping[str, BaseDistribution],
     ) -> np.ndarray: ...
-
-
-_MISSING = object()
-
-
-def _choice_index(distribution: CategoricalDistribution) -> dict[tuple[type, Any], int]:
-    """``(type, choice) -> first index``, keyed by type so that 1, True and 1.0 stay distinct
-    (as in ``ch == v and type(ch) is type(v)``), and ``_MISSING -> -1``.
-
-    NaN choices are left out: NaN equals nothing, so no value matches them.
-    """
-    index: dict[tuple[type, Any], int] = {(type(_MISSING), _MISSING): -1}
-    for k, ch in enumerate(distribution.choices):
-        if ch == ch:
-            index.setdefault((type(ch), ch), k)
-    return index
-
-
-def _code(index: dict[tuple[type, Any], int], value: Any) -> int:
-    """The index of ``value`` among the choices (``-1`` missing, ``-2`` not a choice)."""
-    try:
-        return index.get((type(value), value), -2)
-    except TypeError:  # unhashable, hence not a choice
-        return -2
-
-
-def _encode(
-    rows: Sequence[Mapping[str, Any]], names: Sequence[str], space: Mapping[str, BaseDistribution]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Categorical codes (``-1`` missing, ``-2`` not a choice), numeric units (NaN missing), and
-    the per-name kind mask (True: categorical)."""
-    is_cat = np.array([isinstance(space[n], CategoricalDistribution) for n in names], dtype=bool)
-    codes = np.full((len(rows), len(names)), -1, dtype=np.int64)
-    units = np.full((len(rows), len(names)), np.nan)
-    for c, name in enumerate(names):
-        d = space[name]
-        column = [params.get(name, _MISSING) for params in rows]
-        if isinstance(d, CategoricalDistribution):
-            index = _choice_index(d)
-            try:
-                codes[:, c] = [index.get((type(v), v), -2) for v in column]
-            except TypeError:  # an unhashable value: look up one by one
-                codes[:, c] = [_code(index, v) for v in column]
-        else:
-            units[:, c] = [np.nan if v is _MISSING else to_unit(d, v) for v in column]
-    return codes, units, is_cat
 
 
 def _one_hot(codes: np.ndarray, width: int) -> np.ndarray:
@@ -195,8 +148,8 @@ class KernelPredictor:
         if not np.isfinite(std) or std == 0:
             return np.zeros(len(candidates))
         y = (y - y.mean()) / std
-        x_obs = _encode([p for p, _ in observed], names, distributions)
-        x_cand = _encode(candidates, names, distributions)
+        x_obs = encode_columns([p for p, _ in observed], names, distributions)
+        x_cand = encode_columns(candidates, names, distributions)
         d_oo = _distance(x_obs, x_obs) / max(len(names), 1)
         d_co = _distance(x_cand, x_obs) / max(len(names), 1)
         factors: dict[float, tuple[np.ndarray, np.ndarray]] = {}

@@ -20,8 +20,8 @@ from optuna_nas.data import DataSplits
 from optuna_nas.data import load_digits
 from optuna_nas.evaluation import Evaluation
 from optuna_nas.evaluation import Evaluator
+from optuna_nas.evaluation import MLPEnsemble
 from optuna_nas.evaluation import ParamEncoder
-from optuna_nas.evaluation import Predictor
 from optuna_nas.evaluation import PredictorEvaluator
 from optuna_nas.evaluation import ProxyTraining
 from optuna_nas.evaluation import Report
@@ -108,7 +108,7 @@ def test_predictor_learns_a_known_function_and_validates() -> None:
     space = _cell_space()
     params = _sample(space, 80, seed=0)
     targets = [_score(p) for p in params]
-    predictor = Predictor(space.distributions(), steps=200, hidden=32, seed=0)
+    predictor = MLPEnsemble(space.distributions(), steps=200, hidden=32, seed=0)
     predictor.fit(params[:60], targets[:60])
     mean, std = predictor.predict(params[60:])
     assert mean.shape == std.shape == (20,)
@@ -127,13 +127,13 @@ def test_predictor_learns_a_known_function_and_validates() -> None:
 def test_predictor_rejects_bad_input() -> None:
     space = _cell_space()
     with pytest.raises(ValueError, match="n_members"):
-        Predictor(space.distributions(), n_members=0)
+        MLPEnsemble(space.distributions(), n_members=0)
     with pytest.raises(RuntimeError, match="not fitted"):
-        Predictor(space.distributions()).predict([{}])
+        MLPEnsemble(space.distributions()).predict([{}])
     with pytest.raises(ValueError, match="targets"):
-        Predictor(space.distributions()).fit([{}, {}], [1.0, float("nan")])
+        MLPEnsemble(space.distributions()).fit([{}, {}], [1.0, float("nan")])
     with pytest.raises(ValueError, match="folds"):
-        Predictor(space.distributions()).validate([{}] * 4, [1.0, 2.0, 3.0, 4.0], folds=3)
+        MLPEnsemble(space.distributions()).validate([{}] * 4, [1.0, 2.0, 3.0, 4.0], folds=3)
 
 
 class _Counting(Evaluator):

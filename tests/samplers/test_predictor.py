@@ -9,9 +9,9 @@ from optuna.distributions import IntDistribution
 import pytest
 
 from optuna_nas.samplers import KernelPredictor
-from optuna_nas.spaces._distributions import to_unit
 from optuna_nas.samplers._predictor import _distance
-from optuna_nas.samplers._predictor import _encode
+from optuna_nas.spaces._distributions import to_unit
+from optuna_nas.spaces._encoding import encode_columns
 
 from ._toy import OPS
 from ._toy import TARGET
@@ -99,7 +99,7 @@ def test_fast_encoding_gives_the_pairwise_distances_of_the_definition() -> None:
     rows = [_draw_mixed(rng) for _ in range(60)]
     rows += [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": 2}, {"a": 3}, {"a": None}]
     names = sorted(MIXED)
-    x = _encode(rows, names, MIXED)
+    x = encode_columns(rows, names, MIXED)
     got = _distance(x, x)
     want = np.array([[_reference_distance(p, q) for q in rows] for p in rows])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
