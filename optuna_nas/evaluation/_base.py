@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import torch
 
+from optuna_nas._validation import check_int
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._hardware import check_device
@@ -80,7 +81,47 @@ class Evaluator(abc.ABC):
         """Score ``spec``; ``seed`` seeds weight init and data order for this candidate."""
 
 
-class FullTraining(Evaluator):
+class _TrainingEvaluator(Evaluator):
+    """An evaluator that trains the candidate (a network for it) and scores it by its final
+    validation accuracy: what :class:`FullTraining` and :class:`ProxyTraining` share."""
+
+    training: TrainingConfig
+    batch_size: int
+    device: torch.device
+    supports_checkpoints = True
+
+    def _train_and_score(
+        self,
+        spec: ArchitectureSpec,
+        data: DataSplits,
+        *,
+        report: Report | None,
+        seed: int,
+        checkpoint: Checkpoint | None,
+        metrics: Mapping[str, Any] | None = None,
+        keep_model: bool = True,
+    ) -> Evaluation:
+        """Train ``spec`` on ``data`` (:func:`train_candidate`); ``metrics`` are recorded with
+        the training ones, and the model is returned when ``keep_model``."""
+        model, result = train_candidate(
+            spec,
+            data,
+            training=self.training,
+            batch_size=self.batch_size,
+            device=self.device,
+            report=report,
+            seed=seed,
+            checkpoint=checkpoint,
+        )
+        return Evaluation(
+            values={"val_accuracy": result.final_val_accuracy},
+            metrics={**training_metrics(result), **(metrics or {})},
+            stopped_early=result.stopped_early,
+            model=model if keep_model else None,
+        )
+
+
+class FullTraining(_TrainingEvaluator):
     """Train the candidate from scratch with :func:`train_model` and report every epoch.
 
     Args:
@@ -106,8 +147,6 @@ class FullTraining(Evaluator):
         self.batch_size = resolve_batch_size(batch_size, data)
         self.device = check_device(device)
 
-    supports_checkpoints = True
-
     def evaluate(
         self,
         spec: ArchitectureSpec,
@@ -116,21 +155,8 @@ class FullTraining(Evaluator):
         seed: int,
         checkpoint: Checkpoint | None = None,
     ) -> Evaluation:
-        model, result = train_candidate(
-            spec,
-            self.data,
-            training=self.training,
-            batch_size=self.batch_size,
-            device=self.device,
-            report=report,
-            seed=seed,
-            checkpoint=checkpoint,
-        )
-        return Evaluation(
-            values={"val_accuracy": result.final_val_accuracy},
-            metrics=training_metrics(result),
-            stopped_early=result.stopped_early,
-            model=model,
+        return self._train_and_score(
+            spec, self.data, report=report, seed=seed, checkpoint=checkpoint
         )
 
 
@@ -193,9 +219,7 @@ def resolve_batch_size(batch_size: int | None, data: DataSplits) -> int:
     """An evaluator's training batch size: its own if given, else the data's loader setting."""
     if batch_size is None:
         return data.loader.batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be None or an int >= 1, but got {batch_size=}.")
-    return batch_size
+    return check_int("batch_size", batch_size, minimum=1)
 
 
 def training_metrics(result: TrainingResult) -> dict[str, Any]:

@@ -11,21 +11,20 @@ network still goes through :func:`~optuna_nas.nn.build_model`.
 from __future__ import annotations
 
 from dataclasses import replace
-import math
 from typing import Any
 
 import torch
 
+from optuna_nas._validation import check_optional_int
+from optuna_nas._validation import check_positive
 from optuna_nas.data import DataSplits
 from optuna_nas.data import resize_splits
 from optuna_nas.data import subsample_splits
 from optuna_nas.evaluation._base import Evaluation
-from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._base import _TrainingEvaluator
 from optuna_nas.evaluation._base import check_data
 from optuna_nas.evaluation._base import resolve_batch_size
-from optuna_nas.evaluation._base import train_candidate
-from optuna_nas.evaluation._base import training_metrics
 from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._training import Checkpoint
 from optuna_nas.evaluation._training import TrainingConfig
@@ -62,9 +61,7 @@ def rescale_spec(
     """
     if not isinstance(spec, ArchitectureSpec):
         raise TypeError(f"`spec` must be an ArchitectureSpec, but got {type(spec).__name__}.")
-    w = width_multiplier
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w > 0):
-        raise ValueError(f"`width_multiplier` must be finite and > 0, but got {w!r}.")
+    w = check_positive("width_multiplier", width_multiplier)
     data = spec.to_dict()
     for node in data["nodes"]:
         config = node["config"]
@@ -89,7 +86,7 @@ def rescale_spec(
         ) from None
 
 
-class ProxyTraining(Evaluator):
+class ProxyTraining(_TrainingEvaluator):
     """Train a reduced candidate on a reduced task and report its validation accuracy.
 
     Args:
@@ -132,13 +129,9 @@ class ProxyTraining(Evaluator):
             isinstance(data_fraction, (int, float)) and 0 < data_fraction <= 1
         ):
             raise ValueError(f"`0 < data_fraction <= 1` must hold, but got {data_fraction=}.")
-        if epochs is not None and (isinstance(epochs, bool) or epochs < 1):
-            raise ValueError(f"`epochs` must be None or an int >= 1, but got {epochs=}.")
-        if resolution is not None and (isinstance(resolution, bool) or resolution < 1):
-            raise ValueError(f"`resolution` must be None or an int >= 1, but got {resolution=}.")
-        w = width_multiplier
-        if isinstance(w, bool) or not (isinstance(w, (int, float)) and math.isfinite(w) and w > 0):
-            raise ValueError(f"`width_multiplier` must be finite and > 0, but got {w!r}.")
+        check_optional_int("epochs", epochs, minimum=1)
+        check_optional_int("resolution", resolution, minimum=1)
+        w = check_positive("width_multiplier", width_multiplier)
         self.data = check_data(data)
         self.training = training if epochs is None else replace(training, epochs=epochs)
         self.data_fraction = float(data_fraction)
@@ -169,8 +162,6 @@ class ProxyTraining(Evaluator):
             spec, input_shape=self.proxy_data.input_shape, width_multiplier=self.width_multiplier
         )
 
-    supports_checkpoints = True
-
     def evaluate(
         self,
         spec: ArchitectureSpec,
@@ -180,22 +171,12 @@ class ProxyTraining(Evaluator):
         checkpoint: Checkpoint | None = None,
     ) -> Evaluation:
         proxy_spec = self.proxy_spec(spec)
-        model, result = train_candidate(
+        return self._train_and_score(
             proxy_spec,
             self.proxy_data,
-            training=self.training,
-            batch_size=self.batch_size,
-            device=self.device,
             report=report,
             seed=seed,
             checkpoint=checkpoint,
-        )
-        return Evaluation(
-            values={"val_accuracy": result.final_val_accuracy},
-            metrics={
-                **training_metrics(result),
-                "proxy": self.settings,
-            },
-            stopped_early=result.stopped_early,
-            model=model if proxy_spec is spec else None,
+            metrics={"proxy": self.settings},
+            keep_model=proxy_spec is spec,  # a rescaled network is not the candidate's
         )
