@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from collections.abc import Sequence
+import dataclasses
 import importlib.util
 import os
 from pathlib import Path
@@ -34,6 +35,9 @@ _EPILOGS = {
   optuna-nas run studies/quickstart.py --trials 20 --timeout 600
   optuna-nas run studies/mobile_latency.py --trials 30 -- --max-latency-ms 1.2
   optuna-nas run my_study.toml --trials 40       # a config file, see below
+  optuna-nas run studies/quickstart.py --trials 200 --devices cuda:0,cuda:1,cuda:2,cuda:3 \\
+      -- --storage postgresql+psycopg2://user:pw@db/nas   # one worker per GPU
+  optuna-nas run studies/quickstart.py --trials 40 --workers 2   # two CPU workers
 
 A .py study script must define main(argv); --trials N and --timeout S are passed on to it as
 '--trials N --timeout S', followed by every argument after '--'.
@@ -42,6 +46,11 @@ sampler (a create_sampler name: random, tpe, gp, nsga2, evolution, ...), objecti
 data (digits|mnist_5k), device (default "cpu"; e.g. "cuda:0"), epochs, batch_size, seed,
 trials, timeout, artifact_dir (where each trial's architecture diagram goes; default
 X.artifacts next to a sqlite:///X.db storage, required for other storages).
+--device and --seed go to the script as '--device D --seed S' (a config's device and seed).
+--workers N / --devices A,B,... start one worker process per device (or N on the default
+device) on the same storage, each with seed + its index and its output lines prefixed; they
+stop at exactly --trials finished trials between them; Ctrl-C stops them all; the exit status
+is the worst of theirs. With CPU workers, OMP_NUM_THREADS is cores // workers unless set.
 Rerunning the same command resumes the study up to --trials finished trials.""",
     "report": """examples:
   optuna-nas report --storage sqlite:///quickstart.db --study quickstart
@@ -120,6 +129,8 @@ def _run(args: argparse.Namespace, extra: list[str]) -> None:
     target = Path(args.target)
     if not target.is_file():
         raise CommandError(f"run: no such study script or config {str(target)!r}.")
+    if args.workers is not None or args.devices is not None:
+        raise SystemExit(_run_workers(args, [a for a in extra if a != "--"]))
     if target.suffix in (".toml", ".json"):
         if extra:
             raise CommandError(f"run: a config takes no extra arguments, but got {extra}.")
@@ -130,6 +141,10 @@ def _run(args: argparse.Namespace, extra: list[str]) -> None:
         from optuna_nas.storage import mask_url
 
         config = load_run_config(target)
+        overrides = {"device": args.device, "seed": args.seed}
+        config = dataclasses.replace(
+            config, **{k: v for k, v in overrides.items() if v is not None}
+        )
         study = run_config(config, trials=args.trials, timeout=args.timeout)
         print(report(study).to_text())
         print(
@@ -149,7 +164,36 @@ def _run(args: argparse.Namespace, extra: list[str]) -> None:
         raise CommandError(f"run: {target} defines no main(argv) function.")
     argv = [*(["--trials", str(args.trials)] if args.trials is not None else [])]
     argv += ["--timeout", str(args.timeout)] if args.timeout is not None else []
-    main(argv + [a for a in extra if a != "--"])
+    argv += [a for a in extra if a != "--"]
+    argv += ["--device", args.device] if args.device is not None else []
+    argv += ["--seed", str(args.seed)] if args.seed is not None else []
+    main(argv)
+
+
+def _run_workers(args: argparse.Namespace, extra: list[str]) -> int:
+    """``run --workers N`` / ``--devices a,b``: the same run in one process per worker."""
+    from optuna_nas._workers import plan_workers
+    from optuna_nas._workers import run_workers
+
+    seed = args.seed
+    if seed is None and "--seed" in extra[:-1]:  # a script's own --seed is the base seed
+        seed = int(extra[extra.index("--seed") + 1])
+        del extra[extra.index("--seed") : extra.index("--seed") + 2]
+    devices = args.devices.split(",") if args.devices is not None else None
+    if args.device is not None and devices is not None:
+        raise CommandError("run: give --device (every worker) or --devices (one each), not both.")
+    workers = plan_workers(workers=args.workers, devices=devices, seed=seed or 0)
+    commands = []
+    for worker in workers:
+        argv = ["run", args.target]
+        argv += ["--trials", str(args.trials)] if args.trials is not None else []
+        argv += ["--timeout", str(args.timeout)] if args.timeout is not None else []
+        device = worker.device or args.device
+        argv += ["--device", device] if device is not None else []
+        argv += ["--seed", str(worker.seed)]
+        commands.append((worker, [*argv, "--", *extra] if extra else argv))
+    print(f"optuna-nas run: {len(workers)} workers: {', '.join(w.label for w in workers)}")
+    return run_workers(commands)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -277,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a study script (.py with main(argv)) or a .toml/.json config")
     p.add_argument("--trials", type=int, help="finished trials wanted in the study in total")
     p.add_argument("--timeout", type=float, help="seconds this run may take")
+    p.add_argument(
+        "--workers", type=int, help="worker processes on this machine, same storage (CPU)"
+    )
+    p.add_argument("--devices", help="one worker per device, e.g. cuda:0,cuda:1,cuda:2,cuda:3")
+    p.add_argument("--device", help="the device (a script's --device, a config's device)")
+    p.add_argument("--seed", type=int, help="the seed (workers: seed + worker index)")
 
     p = add("report", _report, "print the Pareto front / top trials, hypervolume and history")
     _storage_args(p)
