@@ -60,6 +60,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from optuna_nas._experimental import warn_experimental
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import _make_optimizer
 from optuna_nas.nn import BuiltModel
@@ -229,6 +230,7 @@ class Supernet:
     def __init__(
         self, space: SearchSpace, *, seed: int = 0, device: str | torch.device = "cpu"
     ) -> None:
+        warn_experimental("Weight sharing (Supernet, WeightSharingEvaluator)")
         self.space = space
         self.seed = seed
         self.device = torch.device(device)

@@ -25,9 +25,11 @@ from optuna_nas.evaluation import ParamEncoder
 from optuna_nas.evaluation import PredictorEvaluator
 from optuna_nas.evaluation import ProxyTraining
 from optuna_nas.evaluation import Report
+from optuna_nas.evaluation import Supernet
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import kendall_tau
 from optuna_nas.evaluation import spearman_rho
+from optuna_nas.samplers import DartsSearchConfig
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spaces import SearchSpace
@@ -218,3 +220,14 @@ def test_predictor_evaluator_needs_the_spec_on_a_running_trial(digits: DataSplit
         evaluator.evaluate(spec, report=None, seed=0)
     with pytest.raises(ValueError, match="warmup"):
         PredictorEvaluator(evaluator, space=space, warmup=1)
+
+
+def test_experimental_features_warn_as_optuna_does(digits: DataSplits) -> None:
+    space = _cell_space()
+    fallback = ProxyTraining(digits, training=TrainingConfig(epochs=1))
+    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="PredictorEvaluator"):
+        PredictorEvaluator(fallback, space=space)
+    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="Weight sharing"):
+        Supernet(space)
+    with pytest.warns(optuna.exceptions.ExperimentalWarning, match="DARTS"):
+        DartsSearchConfig()

@@ -48,6 +48,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from optuna_nas._experimental import warn_experimental
+from optuna_nas._validation import check_int
 from optuna_nas.data import Batches
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loader
@@ -111,10 +113,9 @@ class DartsSearchConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        warn_experimental("DARTS (DartsSearchConfig, DartsSampler)")
         for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"`{name} >= 1` must hold, but got {name}={v!r}.")
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("weight_lr", "arch_lr", "grad_clip", "tau_max", "tau_min"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
