@@ -15,11 +15,8 @@ import json
 import math
 import os
 from pathlib import Path
-import tempfile
 
 import optuna
-from optuna.artifacts import download_artifact
-from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
@@ -38,6 +35,8 @@ from optuna_nas.report._hypervolume import feasible_complete_trials
 from optuna_nas.report._hypervolume import pareto_front
 from optuna_nas.report._pareto import stored_spec
 from optuna_nas.report._summary import metric_names
+from optuna_nas.storage import download_state
+from optuna_nas.storage import upload_state
 
 __all__ = ["ExportResult", "export_trial", "load_study_data", "save_weights", "select_trial"]
 
@@ -55,15 +54,8 @@ def save_weights(
     The id is stored in ``trial.user_attrs["weights_artifact_id"]``, where :func:`export_trial`
     finds it. Call it while the trial runs, after training.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "weights.pt")
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-        artifact_id = upload_artifact(
-            artifact_store=artifact_store,
-            file_path=path,
-            study_or_trial=trial,
-            mimetype="application/octet-stream",  # a guess from ".pt" names a SNES file type
-        )
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    artifact_id = upload_state(trial, artifact_store, state, filename="weights.pt")
     trial.set_user_attr(WEIGHTS_ATTR, artifact_id)
     return artifact_id
 
@@ -249,12 +241,14 @@ def export_trial(
         model = build_model(spec)
         artifact_id = trial.user_attrs.get(WEIGHTS_ATTR)
         if artifact_id is not None and artifact_store is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "weights.pt")
-                download_artifact(
-                    artifact_store=artifact_store, artifact_id=artifact_id, file_path=path
-                )
-                model.load_state_dict(torch.load(path, weights_only=True))
+            state = download_state(
+                artifact_store,
+                artifact_id,
+                what=f"the weights of trial {trial.number} of study {study.study_name!r}",
+                fix="export with --retrain EPOCHS (retrain_epochs=) instead, or point "
+                "--artifact-dir (artifact_store=) at the store that holds them",
+            )
+            model.load_state_dict(state)
             weights = f"trained in the study (artifact {artifact_id})"
         else:
             why = "no artifact store given" if artifact_id is not None else "the study saved none"

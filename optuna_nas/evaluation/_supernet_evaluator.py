@@ -3,7 +3,7 @@
 The supernet (:class:`~optuna_nas.evaluation._supernet.Supernet`) is trained once per study and
 stored in the study's Optuna artifact store; its artifact id is recorded in a study system attr,
 so every worker and every resumed run downloads it instead of training it again. Which worker
-trains it is decided by a claim in the study's system attrs (see :meth:`attach`).
+trains it is decided by the study's job claim protocol (:func:`optuna_nas.storage.run_job`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from collections.abc import Callable
 import hashlib
 import itertools
 import json
-import os
-import socket
-import tempfile
 import time
 from typing import TYPE_CHECKING
 from typing import Any
-import uuid
 
 import numpy as np
-from optuna.artifacts import download_artifact
-from optuna.artifacts import upload_artifact
+import optuna
 from optuna.distributions import distribution_to_json
 import torch
 
@@ -44,15 +39,26 @@ from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import evaluate_accuracy
 from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import ArchitectureSpec
+from optuna_nas.storage import ArtifactError
+from optuna_nas.storage import download_state
+from optuna_nas.storage import run_job
+from optuna_nas.storage import upload_state
+from optuna_nas.storage._jobs import DEFAULT_HEARTBEAT_S
 
 if TYPE_CHECKING:
-    import optuna
     from optuna.artifacts._protocol import ArtifactStore
 
 ATTR_PREFIX = "optuna_nas:supernet:"
 """Study system attr ``ATTR_PREFIX + fingerprint`` holds the stored supernet's artifact id."""
-CLAIM_PREFIX = "optuna_nas:supernet_claim:"
-"""Study system attr ``CLAIM_PREFIX + fingerprint`` holds the claim of the worker training it."""
+JOB_PREFIX = "supernet:"
+"""The job ``JOB_PREFIX + fingerprint`` (:func:`~optuna_nas.storage.run_job`) trains it."""
+ON_BAD_SUPERNET = ("retrain", "stop")
+
+_logger = optuna.logging.get_logger(__name__)
+
+
+class SupernetUnavailable(RuntimeError):
+    """The study's recorded supernet is missing or unreadable and ``on_bad_supernet="stop"``."""
 
 
 class WeightSharingEvaluator(Evaluator):
@@ -77,10 +83,15 @@ class WeightSharingEvaluator(Evaluator):
         seed: Seeds supernet initialisation, path sampling and data order.
         device: Where the supernet trains and candidates are scored.
         poll_interval_s: How often a worker waiting for another's supernet checks the study.
-        claim_settle_s: After claiming, how long a worker waits before reading the claim back;
-            a worker whose claim was overwritten in that time waits instead of training.
-        claim_timeout_s: A claim older than this without a stored supernet is taken over (its
-            worker is presumed dead).
+        claim_heartbeat_s: Seconds between the heartbeats of the worker training the supernet;
+            a waiting worker takes the training over after two missed heartbeats (and half an
+            interval of grace), or at once when the trainer's process is gone from its host.
+        on_bad_supernet: What to do when the recorded supernet's artifact is missing or
+            unreadable (deleted, truncated): ``"retrain"`` trains it again (once, by one worker;
+            the record then lists the replaced artifact ids under ``replaced``), ``"stop"``
+            raises :class:`SupernetUnavailable` naming the artifact id, which stops the study.
+        claim_settle_s: Deprecated and without use since claims are a compare-and-set in the
+            storage; only ``0`` is accepted. Drop the argument.
         sampling: ``"uniform"``: one path per training step, drawn uniformly (SPOS).
             ``"fair"``: every step trains the paths of
             :func:`~optuna_nas.evaluation._supernet.sample_fair`, in which each choice of
@@ -129,8 +140,9 @@ class WeightSharingEvaluator(Evaluator):
         seed: int = 0,
         device: str | torch.device = "cpu",
         poll_interval_s: float = 2.0,
-        claim_settle_s: float = 1.0,
-        claim_timeout_s: float = 3600.0,
+        claim_heartbeat_s: float = DEFAULT_HEARTBEAT_S,
+        on_bad_supernet: str = "retrain",
+        claim_settle_s: float = 0.0,
         sampling: str = "uniform",
         few_shot: str | None = None,
         few_shot_training: TrainingConfig | None = None,
@@ -148,11 +160,19 @@ class WeightSharingEvaluator(Evaluator):
             )
         for name, seconds in (
             ("poll_interval_s", poll_interval_s),
-            ("claim_settle_s", claim_settle_s),
-            ("claim_timeout_s", claim_timeout_s),
+            ("claim_heartbeat_s", claim_heartbeat_s),
         ):
-            if not (isinstance(seconds, (int, float)) and seconds >= 0 and np.isfinite(seconds)):
-                raise ValueError(f"`{name}` must be finite and >= 0, but got {name}={seconds!r}.")
+            if not (isinstance(seconds, (int, float)) and seconds > 0 and np.isfinite(seconds)):
+                raise ValueError(f"`{name}` must be finite and > 0, but got {name}={seconds!r}.")
+        if claim_settle_s != 0:
+            raise ValueError(
+                f"`claim_settle_s` has no use any more (claims are a compare-and-set in the "
+                f"storage), but got claim_settle_s={claim_settle_s!r}; drop the argument."
+            )
+        if on_bad_supernet not in ON_BAD_SUPERNET:
+            raise ValueError(
+                f"`on_bad_supernet` must be one of {ON_BAD_SUPERNET}, but got {on_bad_supernet!r}."
+            )
         if sampling not in ("uniform", "fair"):
             raise ValueError(f"`sampling` must be 'uniform' or 'fair', but got {sampling!r}.")
         if few_shot is None and few_shot_training is not None:
@@ -177,8 +197,8 @@ class WeightSharingEvaluator(Evaluator):
         self.seed = seed
         self.device = check_device(device)
         self.poll_interval_s = float(poll_interval_s)
-        self.claim_settle_s = float(claim_settle_s)
-        self.claim_timeout_s = float(claim_timeout_s)
+        self.claim_heartbeat_s = float(claim_heartbeat_s)
+        self.on_bad_supernet = on_bad_supernet
         self.sampling = sampling
         self.few_shot = few_shot
         self.few_shot_training = few_shot_training or training
@@ -196,27 +216,30 @@ class WeightSharingEvaluator(Evaluator):
         self.training_steps_run = 0
         """Supernet training steps run by this evaluator object (0 when it downloaded one)."""
         self._attached_to: tuple[int, str] | None = None
+        self._bad_artifacts: set[str] = set()
 
     # ------------------------------------------------------------------ the study side
 
     def attach(self, study: optuna.Study) -> None:
         """Make sure this evaluator holds the study's supernet: download it, or train it once.
 
-        The first worker to find no supernet writes a claim ``{token, host, pid, time}`` to the
-        study system attr ``CLAIM_PREFIX + fingerprint``, waits ``claim_settle_s`` and reads it
-        back; if its own token is still there it trains the supernet, uploads it with
-        :func:`optuna.artifacts.upload_artifact` and records ``{artifact_id, steps,
-        train_seconds, space, epoch_losses}`` in ``ATTR_PREFIX + fingerprint`` (``epoch_losses``:
-        :attr:`Supernet.epoch_losses`). Every other worker polls until that attr appears and
-        downloads the artifact. Optuna's storages have no compare-and-set, so two workers that
-        claim within ``claim_settle_s`` of each other may both train; the one that finishes
-        second then finds the recorded artifact and uses it instead of its own, so all workers
-        still score with the same supernet.
+        Training is the job ``JOB_PREFIX + fingerprint`` of :func:`optuna_nas.storage.run_job`:
+        one worker claims it, trains with a heartbeat every ``claim_heartbeat_s``, uploads the
+        state with :func:`optuna_nas.storage.upload_state` and records ``{artifact_id, steps,
+        train_seconds, space, epoch_losses}`` in the study system attr ``ATTR_PREFIX +
+        fingerprint`` (``epoch_losses``: :attr:`Supernet.epoch_losses`) before it releases the
+        claim. Every other worker waits, downloads the recorded artifact and uses it; if the
+        trainer dies (``kill -9``), one of them takes the training over after two missed
+        heartbeats, or at once on the same host.
+
+        A recorded artifact that is missing or unreadable is reported once per evaluator (a
+        warning naming its id) and, by ``on_bad_supernet``, trained again or turned into
+        :class:`SupernetUnavailable`.
 
         With ``few_shot`` the one-shot supernet is attached first, exactly as by an evaluator
-        without the option, and the sub-supernets are then claimed, trained, stored and
-        recorded (with ``sub_supernets``: each part's steps, seconds and losses) the same way
-        under this evaluator's fingerprint.
+        without the option, and the sub-supernets are then trained, stored and recorded (with
+        ``sub_supernets``: each part's steps, seconds and losses) the same way under this
+        evaluator's fingerprint.
         """
         where = (study._study_id, study.study_name)
         if self._attached_to == where:
@@ -240,42 +263,47 @@ class WeightSharingEvaluator(Evaluator):
         train: Callable[[], tuple[dict[str, Any], dict[str, Any]]],
         adopt: Callable[[dict[str, Any], str], None],
     ) -> None:
-        """The claim protocol of :meth:`attach` for one artifact (``train`` returns the state
-        to store and the record; ``adopt`` takes a stored or fresh state and its id)."""
+        """Download or train one artifact (``train`` returns the state to store and the
+        record; ``adopt`` takes a stored or fresh state and its id)."""
         storage, study_id = study._storage, study._study_id
-        key, claim_key = ATTR_PREFIX + fingerprint, CLAIM_PREFIX + fingerprint
-        while True:
-            attrs = storage.get_study_system_attrs(study_id)
-            if key in attrs:
-                adopt(self._load(attrs[key]["artifact_id"]), attrs[key]["artifact_id"])
-                return
-            claim = attrs.get(claim_key)
-            if claim is None or time.time() - claim["time"] > self.claim_timeout_s:
-                token = uuid.uuid4().hex
-                mine: dict[str, Any] = {
-                    "token": token,
-                    "host": socket.gethostname(),
-                    "pid": os.getpid(),
-                    "time": time.time(),
-                }
-                storage.set_study_system_attr(study_id, claim_key, mine)
-                time.sleep(self.claim_settle_s)
-                if (
-                    storage.get_study_system_attrs(study_id).get(claim_key, {}).get("token")
-                    == token
-                ):
-                    state, record = train()
-                    recorded = storage.get_study_system_attrs(study_id).get(key)
-                    if recorded is not None:  # another worker won the race; use its artifact
-                        adopt(self._load(recorded["artifact_id"]), recorded["artifact_id"])
-                        return
-                    artifact_id = self._store(study, state)
-                    storage.set_study_system_attr(
-                        study_id, key, {"artifact_id": artifact_id, **record}
-                    )
-                    adopt(state, artifact_id)
-                    return
-            time.sleep(self.poll_interval_s)
+        key = ATTR_PREFIX + fingerprint
+
+        def done() -> tuple[dict[str, Any], str] | None:
+            recorded = storage.get_study_system_attrs(study_id).get(key)
+            if recorded is None or recorded["artifact_id"] in self._bad_artifacts:
+                return None
+            artifact_id = recorded["artifact_id"]
+            try:
+                return self._load(study, artifact_id), artifact_id
+            except ArtifactError as err:
+                self._bad_artifacts.add(artifact_id)
+                if self.on_bad_supernet == "stop":
+                    raise SupernetUnavailable(
+                        f"{err} The study stops here (on_bad_supernet='stop')."
+                    ) from err
+                _logger.warning(f"{err} Training it again (on_bad_supernet='retrain').")
+                return None
+
+        def record(trained: tuple[dict[str, Any], dict[str, Any]]) -> tuple[dict[str, Any], str]:
+            state, info = trained
+            old = storage.get_study_system_attrs(study_id).get(key)
+            if old is not None:  # a bad artifact is replaced: keep the history visible
+                info = {**info, "replaced": [*old.get("replaced", []), old["artifact_id"]]}
+            artifact_id = upload_state(study, self.artifact_store, state, filename="supernet.pt")
+            storage.set_study_system_attr(study_id, key, {"artifact_id": artifact_id, **info})
+            return state, artifact_id
+
+        state, artifact_id = run_job(
+            storage,
+            study_id,
+            JOB_PREFIX + fingerprint,
+            done=done,
+            work=lambda lease: train(),
+            record=record,
+            heartbeat_s=self.claim_heartbeat_s,
+            poll_s=self.poll_interval_s,
+        )
+        adopt(state, artifact_id)
 
     def _train_one_shot(self) -> tuple[dict[str, Any], dict[str, Any]]:
         supernet = Supernet(self.space, seed=self.seed, device=self.device)
@@ -341,25 +369,15 @@ class WeightSharingEvaluator(Evaluator):
         self.sub_supernets = {part: self._rebuild(s) for part, s in state["sub_supernets"].items()}
         self.artifact_id = artifact_id
 
-    def _store(self, study: optuna.Study, state: dict[str, Any]) -> str:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "supernet.pt")
-            torch.save(state, path)
-            return upload_artifact(
-                artifact_store=self.artifact_store,
-                file_path=path,
-                study_or_trial=study,
-                mimetype="application/octet-stream",
-            )
-
-    def _load(self, artifact_id: str) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "supernet.pt")
-            download_artifact(
-                artifact_store=self.artifact_store, file_path=path, artifact_id=artifact_id
-            )
-            state: dict[str, Any] = torch.load(path, map_location=self.device, weights_only=True)
-        return state
+    def _load(self, study: optuna.Study, artifact_id: str) -> dict[str, Any]:
+        return download_state(
+            self.artifact_store,
+            artifact_id,
+            what=f"the supernet of study {study.study_name!r} (fingerprint {self.fingerprint})",
+            fix="restore it to the store, or let the supernet be trained again "
+            "(on_bad_supernet='retrain')",
+            map_location=self.device,
+        )
 
     def _one_shot_evaluator(self) -> WeightSharingEvaluator:
         return WeightSharingEvaluator(
@@ -372,8 +390,8 @@ class WeightSharingEvaluator(Evaluator):
             seed=self.seed,
             device=self.device,
             poll_interval_s=self.poll_interval_s,
-            claim_settle_s=self.claim_settle_s,
-            claim_timeout_s=self.claim_timeout_s,
+            claim_heartbeat_s=self.claim_heartbeat_s,
+            on_bad_supernet=self.on_bad_supernet,
             sampling=self.sampling,
         )
 

@@ -25,7 +25,6 @@ import uuid
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 import optuna_dashboard
@@ -35,6 +34,7 @@ from optuna_nas.report._diagram import node_label
 from optuna_nas.report._pareto import describe_spec
 from optuna_nas.report._pareto import stored_spec
 from optuna_nas.spec import ArchitectureSpec
+from optuna_nas.storage import upload_bytes
 
 #: The file name of the diagram artifact.
 DIAGRAM_NAME = "architecture.svg"
@@ -119,14 +119,10 @@ def attach_architecture(
     """
     if not isinstance(spec, ArchitectureSpec):
         raise TypeError(f"`spec` must be an ArchitectureSpec, but got {type(spec).__name__}.")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = _write_diagram(spec, f"trial {trial.number}", tmp)
-        artifact_id = upload_artifact(
-            artifact_store=artifact_store,
-            file_path=path,
-            study_or_trial=trial,
-            mimetype=_DIAGRAM_MIMETYPE,
-        )
+    svg = architecture_svg(spec, title=f"trial {trial.number}")
+    artifact_id = upload_bytes(
+        trial, artifact_store, svg.encode(), filename=DIAGRAM_NAME, mimetype=_DIAGRAM_MIMETYPE
+    )
     optuna_dashboard.save_note(trial, architecture_note(spec, trial.user_attrs))
     return artifact_id
 

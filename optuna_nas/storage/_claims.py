@@ -29,6 +29,16 @@ How each storage makes these atomic:
   is) serialises a read-check-write of the study system attr ``optuna_nas:claim:<key>``; the
   write is appended to the journal before the lock is released, so the next holder replays it.
 * **In-memory** storage (one process): the same read-check-write under a ``threading.Lock``.
+
+**Jobs.** The board also holds job claims (:mod:`optuna_nas.storage._jobs`): work done once per
+study outside any one trial (training a supernet, a DARTS search), owned by a process rather
+than a trial. A job claim maps ``(study_id, key)`` to a :class:`JobOwner` (token, host, pid,
+heartbeat count); ``claim_job`` is insert-if-absent and ``replace_job`` a compare-and-set on
+``(token, beat)``, which renews (heartbeat), takes over or releases (``new=None``) the claim.
+The same mechanisms make them atomic: the table ``optuna_nas_jobs`` (primary key ``(study_id,
+job_key)``, ``study_id`` referencing ``studies`` with ``ON DELETE CASCADE``), the Redis key
+``<prefix>:optuna_nas:job:<study_id>:<key>``, or the study system attr ``optuna_nas:job:<key>``
+under the lock (``None`` once released: Optuna cannot delete a study attr).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ import abc
 from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
+import dataclasses
+import json
 import threading
 from typing import Any
 import weakref
@@ -51,11 +63,47 @@ from optuna.storages.journal import JournalRedisBackend
 from optuna.storages.journal import JournalStorage
 
 CLAIMS_TABLE = "optuna_nas_claims"
+JOBS_TABLE = "optuna_nas_jobs"
 _ATTR_PREFIX = "optuna_nas:claim:"
+_JOB_ATTR_PREFIX = "optuna_nas:job:"
 _CAS_LUA = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     "redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end"
 )
+# A job value is "<token>:<beat> <owner JSON>"; ARGV[1] is the expected "<token>:<beat> "
+# prefix, ARGV[2] the new value or "" to delete.
+_JOB_CAS_LUA = (
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and string.sub(v, 1, string.len(ARGV[1])) == ARGV[1] then "
+    "if ARGV[2] == '' then redis.call('DEL', KEYS[1]) "
+    "else redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return 1 else return 0 end"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOwner:
+    """Who holds a job claim: a random ``token`` per attempt, the process that runs it
+    (``host``, ``pid_namespace``, ``pid``), its heartbeat interval and count (``beat``) and the
+    wall time of the last beat (``beat_at``; for people: liveness never compares clocks)."""
+
+    token: str
+    host: str
+    pid_namespace: str
+    pid: int
+    heartbeat_s: float
+    beat: int
+    beat_at: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobOwner:
+        return cls(**json.loads(text))
+
+    def same_claim(self, other: JobOwner | None) -> bool:
+        return other is not None and (other.token, other.beat) == (self.token, self.beat)
 
 
 class ClaimBoard(abc.ABC):
@@ -68,6 +116,21 @@ class ClaimBoard(abc.ABC):
     @abc.abstractmethod
     def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
         """Make ``new`` the owner if ``old`` still is; True if this call did it."""
+
+    @abc.abstractmethod
+    def claim_job(self, study_id: int, key: str, owner: JobOwner) -> JobOwner:
+        """Claim job ``key`` for ``owner`` if nobody holds it; return the holder."""
+
+    @abc.abstractmethod
+    def job(self, study_id: int, key: str) -> JobOwner | None:
+        """The holder of job ``key``, or None."""
+
+    @abc.abstractmethod
+    def replace_job(
+        self, study_id: int, key: str, expected: JobOwner, new: JobOwner | None
+    ) -> bool:
+        """If the holder of ``key`` is still ``expected`` (same token and beat), make it
+        ``new`` (``None``: release the claim); True if this call did it."""
 
 
 _BOARDS: weakref.WeakKeyDictionary[BaseStorage, ClaimBoard] = weakref.WeakKeyDictionary()
@@ -98,9 +161,10 @@ def _make_board(storage: BaseStorage) -> ClaimBoard:
     if isinstance(storage, InMemoryStorage):
         return _AttrBoard(storage, _thread_lock(threading.Lock()))
     raise ValueError(
-        f"race-free deduplication needs an RDB, journal (file or Redis) or in-memory storage, "
-        f"but the study uses {type(storage).__name__}; open it with optuna_nas.storage."
-        "open_storage or turn deduplication off (NASObjective(deduplicate=False))."
+        f"race-free claims (deduplication, supernet training, DARTS search) need an RDB, journal "
+        f"(file or Redis) or in-memory storage, but the study uses {type(storage).__name__}; "
+        "open it with optuna_nas.storage.open_storage (or turn deduplication off with "
+        "NASObjective(deduplicate=False) if that is the only claim you use)."
     )
 
 
@@ -122,14 +186,31 @@ class _SqlBoard(ClaimBoard):
                 nullable=False,
             ),
         )
+        sa.Table("studies", metadata, sa.Column("study_id", sa.Integer, primary_key=True))
+        self._jobs = sa.Table(
+            JOBS_TABLE,
+            metadata,
+            sa.Column(
+                "study_id",
+                sa.Integer,
+                sa.ForeignKey("studies.study_id", ondelete="CASCADE"),
+                primary_key=True,
+                autoincrement=False,
+            ),
+            sa.Column("job_key", sa.String(255), primary_key=True),
+            sa.Column("token", sa.String(64), nullable=False),
+            sa.Column("beat", sa.Integer, nullable=False),
+            sa.Column("owner", sa.Text, nullable=False),
+        )
         self._engine = engine
         self._sa = sa
-        try:
-            metadata.create_all(engine, tables=[self._table], checkfirst=True)
-        except sa.exc.SQLAlchemyError:
-            # Two workers creating the table at once: PostgreSQL lets one CREATE fail.
-            if not sa.inspect(engine).has_table(CLAIMS_TABLE):
-                raise
+        for table in (self._table, self._jobs):
+            try:
+                metadata.create_all(engine, tables=[table], checkfirst=True)
+            except sa.exc.SQLAlchemyError:
+                # Two workers creating the table at once: PostgreSQL lets one CREATE fail.
+                if not sa.inspect(engine).has_table(table.name):
+                    raise
 
     def claim(self, study_id: int, key: str, trial_id: int) -> int:
         sa, table = self._sa, self._table
@@ -162,12 +243,57 @@ class _SqlBoard(ClaimBoard):
         with self._engine.begin() as conn:
             return bool(conn.execute(statement).rowcount == 1)
 
+    def _job_where(self, study_id: int, key: str) -> Any:
+        return (self._jobs.c.study_id == study_id) & (self._jobs.c.job_key == key)
+
+    def claim_job(self, study_id: int, key: str, owner: JobOwner) -> JobOwner:
+        sa, table = self._sa, self._jobs
+        row = {"token": owner.token, "beat": owner.beat, "owner": owner.to_json()}
+        while True:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(table.insert().values(study_id=study_id, job_key=key, **row))
+                return owner
+            except sa.exc.IntegrityError:
+                pass  # held by another owner (or, rarely, the study was deleted): read it
+            holder = self.job(study_id, key)
+            if holder is not None:  # None: released meanwhile; insert again
+                return holder
+
+    def job(self, study_id: int, key: str) -> JobOwner | None:
+        query = self._sa.select(self._jobs.c.owner).where(self._job_where(study_id, key))
+        with self._engine.connect() as conn:
+            text = conn.execute(query).scalar()
+        return None if text is None else JobOwner.from_json(text)
+
+    def replace_job(
+        self, study_id: int, key: str, expected: JobOwner, new: JobOwner | None
+    ) -> bool:
+        table = self._jobs
+        where = (
+            self._job_where(study_id, key)
+            & (table.c.token == expected.token)
+            & (table.c.beat == expected.beat)
+        )
+        statement: Any
+        if new is None:
+            statement = table.delete().where(where)
+        else:
+            statement = (
+                table.update()
+                .where(where)
+                .values(token=new.token, beat=new.beat, owner=new.to_json())
+            )
+        with self._engine.begin() as conn:
+            return bool(conn.execute(statement).rowcount == 1)
+
 
 class _RedisBoard(ClaimBoard):
     def __init__(self, backend: JournalRedisBackend) -> None:
         self._redis = backend._redis
         self._prefix = backend._prefix
         self._cas = self._redis.register_script(_CAS_LUA)
+        self._job_cas = self._redis.register_script(_JOB_CAS_LUA)
 
     def _key(self, study_id: int, key: str) -> str:
         return f"{self._prefix}:optuna_nas:claim:{study_id}:{key}"
@@ -183,6 +309,36 @@ class _RedisBoard(ClaimBoard):
 
     def take_over(self, study_id: int, key: str, old: int, new: int) -> bool:
         return bool(self._cas(keys=[self._key(study_id, key)], args=[old, new]) == 1)
+
+    def _job_key(self, study_id: int, key: str) -> str:
+        return f"{self._prefix}:optuna_nas:job:{study_id}:{key}"
+
+    @staticmethod
+    def _job_value(owner: JobOwner) -> str:
+        return f"{owner.token}:{owner.beat} {owner.to_json()}"
+
+    def claim_job(self, study_id: int, key: str, owner: JobOwner) -> JobOwner:
+        name = self._job_key(study_id, key)
+        while True:
+            if self._redis.set(name, self._job_value(owner), nx=True):
+                return owner
+            holder = self.job(study_id, key)
+            if holder is not None:
+                return holder
+
+    def job(self, study_id: int, key: str) -> JobOwner | None:
+        value = self._redis.get(self._job_key(study_id, key))
+        if value is None:
+            return None
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return JobOwner.from_json(text.partition(" ")[2])
+
+    def replace_job(
+        self, study_id: int, key: str, expected: JobOwner, new: JobOwner | None
+    ) -> bool:
+        prefix = f"{expected.token}:{expected.beat} "
+        value = "" if new is None else self._job_value(new)
+        return bool(self._job_cas(keys=[self._job_key(study_id, key)], args=[prefix, value]) == 1)
 
 
 class _AttrBoard(ClaimBoard):
@@ -209,6 +365,33 @@ class _AttrBoard(ClaimBoard):
             if self._owner(study_id, key) != old:
                 return False
             self._storage.set_study_system_attr(study_id, _ATTR_PREFIX + key, new)
+            return True
+
+    def _holder(self, study_id: int, key: str) -> JobOwner | None:
+        value = self._storage.get_study_system_attrs(study_id).get(_JOB_ATTR_PREFIX + key)
+        return None if value is None else JobOwner(**value)
+
+    def claim_job(self, study_id: int, key: str, owner: JobOwner) -> JobOwner:
+        with self._lock():
+            holder = self._holder(study_id, key)
+            if holder is not None:
+                return holder
+            self._storage.set_study_system_attr(
+                study_id, _JOB_ATTR_PREFIX + key, dataclasses.asdict(owner)
+            )
+            return owner
+
+    def job(self, study_id: int, key: str) -> JobOwner | None:
+        return self._holder(study_id, key)
+
+    def replace_job(
+        self, study_id: int, key: str, expected: JobOwner, new: JobOwner | None
+    ) -> bool:
+        with self._lock():
+            if not expected.same_claim(self._holder(study_id, key)):
+                return False
+            value = None if new is None else dataclasses.asdict(new)
+            self._storage.set_study_system_attr(study_id, _JOB_ATTR_PREFIX + key, value)
             return True
 
 

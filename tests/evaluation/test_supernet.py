@@ -146,7 +146,7 @@ def test_concurrent_workers_train_the_supernet_once(digits: DataSplits, tmp_path
     space = small_chain(digits)
     storage = f"sqlite:///{tmp_path / 'ws.db'}"
     optuna.create_study(storage=storage, study_name="ws", directions=["maximize", "minimize"])
-    workers = [evaluator(digits, space, tmp_path, claim_settle_s=0.3) for _ in range(2)]
+    workers = [evaluator(digits, space, tmp_path) for _ in range(2)]
     errors: list[BaseException] = []
 
     def work(ev: WeightSharingEvaluator) -> None:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +22,8 @@ from optuna_nas.samplers._darts import DartsSearchConfig
 from optuna_nas.samplers._darts import _persist as persist
 from optuna_nas.samplers._darts import export_choices
 from optuna_nas.spaces import ChainSpace
+from optuna_nas.storage import JobOwner
+from optuna_nas.storage import claim_board
 from tests.samplers_darts._helpers import TINY_CONFIG
 from tests.samplers_darts._helpers import tiny_digits
 from tests.samplers_darts._helpers import tiny_space
@@ -139,24 +143,29 @@ def test_parallel_threads_share_one_search() -> None:
 
 
 def test_a_worker_waits_for_another_workers_search_and_takes_over_a_stale_claim() -> None:
+    # Another host's claim (no pid check possible) that never beats: taken over after two
+    # missed heartbeats and the grace period.
     study = optuna.create_study()
-    persist.put(study, persist.CLAIM, {"worker": "other", "heartbeat": time.time()})
-    sampler = _tiny(claim_timeout=0.5, poll_interval=0.05)
+    board = claim_board(study._storage)
+    other = JobOwner("other", "elsewhere", "", 1, 0.2, 0, time.time())
+    assert board.claim_job(study._study_id, persist.JOB, other) == other
+    sampler = _tiny(claim_heartbeat_s=1.0, poll_interval=0.05)
     start = time.perf_counter()
     sampler.search(study)
-    assert time.perf_counter() - start >= 0.4  # it waited for the claim to go stale
-    assert persist.attrs(study)[persist.CLAIM]["worker"] != "other"
+    assert time.perf_counter() - start >= 0.4  # it waited for 2 * 0.2 s + grace
+    assert board.job(study._study_id, persist.JOB) is None  # released after the result
 
     # With a live claim, it waits and then uses the other worker's result.
     study = optuna.create_study()
-    persist.put(study, persist.CLAIM, {"worker": "other", "heartbeat": time.time()})
-    waiting = _tiny(claim_timeout=60.0, poll_interval=0.05)
+    board = claim_board(study._storage)
+    alive = JobOwner("alive", socket.gethostname(), "", os.getpid(), 60.0, 0, time.time())
+    board.claim_job(study._study_id, persist.JOB, alive)
+    waiting = _tiny(poll_interval=0.05)
     found: list[Any] = []
     thread = threading.Thread(target=lambda: found.append(waiting.search(study)))
     thread.start()
     time.sleep(0.3)
     assert thread.is_alive()
-    persist.put(study, persist.SETTINGS, persist.attrs(study)[persist.SETTINGS])
     alpha = {p.name: [0.0] * len(p.choices) for p in waiting.plan.params}
     persist.put(study, persist.RESULT, {"epochs": 2, "stopped_early": False, "alpha": alpha})
     thread.join(timeout=10)
@@ -180,7 +189,7 @@ def test_resuming_with_other_settings_is_refused() -> None:
     ("kwargs", "match"),
     [
         ({"temperature": 0.0}, "temperature"),
-        ({"claim_timeout": -1.0}, "claim_timeout"),
+        ({"claim_heartbeat_s": -1.0}, "claim_heartbeat_s"),
         ({"fixed_params": {"nope": 1}}, "'nope'"),
     ],
 )

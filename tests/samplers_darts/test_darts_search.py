@@ -125,7 +125,7 @@ def test_gdas_search_moves_alpha_with_one_sampled_op_per_batch() -> None:
     assert max(moved) > 0.01
 
 
-def _sampler(store: Any = None, claim_timeout: float = 600.0) -> DartsSampler:
+def _sampler(store: Any = None) -> DartsSampler:
     config = DartsSearchConfig(epochs=4, warmup_epochs=1, relaxation="softmax")
     return DartsSampler(
         space=tiny_space(),
@@ -133,7 +133,6 @@ def _sampler(store: Any = None, claim_timeout: float = 600.0) -> DartsSampler:
         search_config=config,
         artifact_store=store,
         seed=3,
-        claim_timeout=claim_timeout,
     )
 
 
@@ -153,24 +152,25 @@ def test_a_resumed_study_continues_from_the_last_saved_epoch(
     # A worker that dies (like a killed process) right after saving its second epoch.
     storage = f"sqlite:///{tmp_path}/resume.db"
     study = optuna.create_study(storage=storage, study_name="s")
-    beats = {"n": 0}
-    original_heartbeat = persist.heartbeat
+    records = {"n": 0}
+    original_record = persist.record_epoch
 
-    def dying_heartbeat(study: optuna.Study, worker: str) -> None:
-        original_heartbeat(study, worker)
-        beats["n"] += 1
-        if beats["n"] > 2:  # 1: the claim, 2: after epoch 0, 3: after epoch 1
+    def dying_record(*args: Any) -> None:
+        original_record(*args)
+        records["n"] += 1
+        if records["n"] == 2:  # after epochs 0 and 1
             raise _Killed
 
     with monkeypatch.context() as m:
-        m.setattr(persist, "heartbeat", dying_heartbeat)
+        m.setattr(persist, "record_epoch", dying_record)
         with pytest.raises(_Killed):
             _sampler(store).search(study)
     saved = persist.attrs(study)[persist.HISTORY]
     assert [h["epoch"] for h in saved] == [0, 1]
     assert persist.RESULT not in persist.attrs(study)
 
-    # A fresh process resumes; the dead worker's claim is taken over at once.
+    # A fresh process resumes; the worker released its claim as it died (a real kill -9 is
+    # tests/faults/test_claims.py).
     alpha_epochs: list[int] = []
     original_run_epoch = search_module.run_epoch
 
@@ -181,7 +181,7 @@ def test_a_resumed_study_continues_from_the_last_saved_epoch(
 
     monkeypatch.setattr(search_module, "run_epoch", counting)
     resumed = optuna.load_study(study_name="s", storage=storage)
-    alpha = _sampler(store, claim_timeout=1e-6).search(resumed)
+    alpha = _sampler(store).search(resumed)
     assert alpha_epochs == [2, 3]  # epochs 0 (warm-up) and 1 are not searched again
     history = persist.attrs(study)[persist.HISTORY]
     assert [h["epoch"] for h in history] == [0, 1, 2, 3]

@@ -11,28 +11,27 @@ Keys (study system attrs, plain JSON, readable without optuna_nas):
   after ``n`` epochs in the artifact store (only with an ``artifact_store``; every epoch's file
   is kept, so each epoch's weights stay retrievable).
 * ``darts:result``: ``{"epochs", "stopped_early", "alpha"}`` once the search is over.
-* ``darts:claim``: ``{"worker", "heartbeat"}``: the worker running the search.
+
+The worker running the search holds the job ``JOB`` (:func:`optuna_nas.storage.run_job`: a
+claim on the study's claim board with a heartbeat thread), not a system attr.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-import os
-import tempfile
-import time
 from typing import Any
 
 import optuna
-from optuna.artifacts import download_artifact
-from optuna.artifacts import upload_artifact
 from optuna.artifacts._protocol import ArtifactStore
-import torch
+
+from optuna_nas.storage import download_state
+from optuna_nas.storage import upload_state
 
 SETTINGS = "darts:settings"
 HISTORY = "darts:history"
 CHECKPOINT = "darts:checkpoint"
 RESULT = "darts:result"
-CLAIM = "darts:claim"
+JOB = "darts:search"
 
 
 def attrs(study: optuna.Study) -> dict[str, Any]:
@@ -63,41 +62,31 @@ def check_settings(study: optuna.Study, settings: Mapping[str, Any], seed: int) 
     return int(stored["seed"])
 
 
-def try_claim(study: optuna.Study, worker: str, timeout: float) -> bool:
-    """Claim the search unless another worker holds a claim fresher than ``timeout`` seconds.
-
-    Storages offer no compare-and-set on study attrs, so the claim is re-read after writing
-    it; two workers that write in the same instant can both win (they then compute the same
-    seeded search and write the same history).
-    """
-    claim = attrs(study).get(CLAIM)
-    if (
-        claim is not None
-        and claim["worker"] != worker
-        and time.time() - float(claim["heartbeat"]) < timeout
-    ):
-        return False
-    heartbeat(study, worker)
-    return bool(attrs(study)[CLAIM]["worker"] == worker)
-
-
-def heartbeat(study: optuna.Study, worker: str) -> None:
-    put(study, CLAIM, {"worker": worker, "heartbeat": time.time()})
+def record_epoch(
+    study: optuna.Study,
+    store: ArtifactStore | None,
+    history: list[dict[str, Any]],
+    state: Mapping[str, Any],
+) -> None:
+    """Record a finished epoch: the history (last entry: the epoch) and, with a ``store``, the
+    supernet and optimizer state as its checkpoint."""
+    put(study, HISTORY, history)
+    if store is not None:
+        save_checkpoint(study, store, int(history[-1]["epoch"]) + 1, state)
 
 
 def save_checkpoint(
     study: optuna.Study, store: ArtifactStore, epoch: int, state: Mapping[str, Any]
 ) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"darts_supernet_epoch{epoch}.pt")
-        torch.save(dict(state), path)
-        artifact_id = upload_artifact(artifact_store=store, file_path=path, study_or_trial=study)
+    artifact_id = upload_state(study, store, state, filename=f"darts_supernet_epoch{epoch}.pt")
     put(study, CHECKPOINT, {"epoch": epoch, "artifact_id": artifact_id})
 
 
-def load_checkpoint(store: ArtifactStore, artifact_id: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "supernet.pt")
-        download_artifact(artifact_store=store, artifact_id=artifact_id, file_path=path)
-        state: dict[str, Any] = torch.load(path, weights_only=True)
-    return state
+def load_checkpoint(study: optuna.Study, store: ArtifactStore, artifact_id: str) -> dict[str, Any]:
+    """The checkpoint ``artifact_id``; raises :class:`~optuna_nas.storage.ArtifactError`."""
+    return download_state(
+        store,
+        artifact_id,
+        what=f"the DARTS search checkpoint of study {study.study_name!r}",
+        fix="the search retrains the weights of the epochs done instead",
+    )

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import math
 import threading
-import time
 from typing import Any
-import uuid
 
 import numpy as np
 import optuna
@@ -32,6 +30,12 @@ from optuna_nas.samplers._darts._search import search
 from optuna_nas.samplers._darts._supernet import DartsSupernet
 from optuna_nas.samplers._darts._supernet import export_choices
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.storage import ArtifactError
+from optuna_nas.storage import JobLease
+from optuna_nas.storage import run_job
+from optuna_nas.storage._jobs import DEFAULT_HEARTBEAT_S
+
+_logger = optuna.logging.get_logger(__name__)
 
 _SEEN = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
 
@@ -45,10 +49,11 @@ class DartsSampler(BaseSampler):
     (see :mod:`optuna_nas.samplers._darts._plan`) is trained with alternating first-order
     updates (see :mod:`optuna_nas.samplers._darts._search`; against the collapse onto skip
     connections: DARTS-'s decaying auxiliary skip and the DARTS+ early stop), and alpha is
-    written to the study's system attrs after every epoch. Only one worker searches (a
-    ``darts:claim`` system attr with a heartbeat per epoch); others wait for the result, and
-    take over a claim whose heartbeat is older than ``claim_timeout`` seconds (a killed
-    worker). :meth:`search` runs the same step explicitly.
+    written to the study's system attrs after every epoch. Only one worker searches: the search
+    is the job ``darts:search`` of :func:`optuna_nas.storage.run_job`, whose owner beats every
+    ``claim_heartbeat_s`` from a thread; others wait for the result, and one of them resumes
+    the search after two missed heartbeats (at once when the owner's process is gone from the
+    same host). :meth:`search` runs the same step explicitly.
 
     Then, per trial, :meth:`sample_relative` proposes the argmax architecture if no trial of
     the study has it yet, and otherwise architectures drawn from ``softmax(alpha / temperature)``
@@ -78,8 +83,8 @@ class DartsSampler(BaseSampler):
         seed: Seed of the search (weights, data order, alpha init) and of the draws. The first
             worker's search seed is stored in the study and used by every worker. ``None``
             draws one.
-        claim_timeout: Seconds without a heartbeat after which another worker's claim on the
-            search is taken over.
+        claim_heartbeat_s: Seconds between the searching worker's heartbeats; the search is
+            taken over after two missed ones (plus half an interval of grace).
         poll_interval: Seconds between checks while another worker searches.
     """
 
@@ -94,7 +99,7 @@ class DartsSampler(BaseSampler):
         temperature: float = 1.0,
         artifact_store: ArtifactStore | None = None,
         seed: int | None = None,
-        claim_timeout: float = 600.0,
+        claim_heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         poll_interval: float = 1.0,
     ) -> None:
         if not isinstance(data, DataSplits):
@@ -119,8 +124,11 @@ class DartsSampler(BaseSampler):
             raise ValueError(f"`temperature` must be finite and > 0, but got {temperature!r}.")
         if temperature <= 0:
             raise ValueError(f"`temperature` must be finite and > 0, but got {temperature!r}.")
-        for name, v in (("claim_timeout", claim_timeout), ("poll_interval", poll_interval)):
-            if not (isinstance(v, (int, float)) and v > 0):
+        for name, v in (
+            ("claim_heartbeat_s", claim_heartbeat_s),
+            ("poll_interval", poll_interval),
+        ):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={v!r}.")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise TypeError(f"`seed` must be None or an int, but got {seed!r}.")
@@ -132,9 +140,8 @@ class DartsSampler(BaseSampler):
         self._search_seed = seed if seed is not None else int(np.random.randint(2**31 - 1))
         self._rng = np.random.RandomState(seed)
         self._random_sampler = RandomSampler(seed=seed)
-        self._claim_timeout = float(claim_timeout)
+        self._heartbeat = float(claim_heartbeat_s)
         self._poll = float(poll_interval)
-        self._worker = uuid.uuid4().hex
         self._lock = threading.RLock()
 
     @property
@@ -163,15 +170,21 @@ class DartsSampler(BaseSampler):
         """Run (or resume, or wait for) ``study``'s DARTS search; return the final alpha."""
         with self._lock:
             seed = persist.check_settings(study, self._settings(), self._search_seed)
-            while True:
-                alpha = self.alpha(study)
-                if alpha is not None:
-                    return alpha
-                if persist.try_claim(study, self._worker, self._claim_timeout):
-                    return self._run(study, seed)
-                time.sleep(self._poll)
+            return run_job(
+                study._storage,
+                study._study_id,
+                persist.JOB,
+                done=lambda: self.alpha(study),
+                work=lambda lease: self._run(study, seed, lease),
+                record=lambda result: self._finish(study, *result),
+                heartbeat_s=self._heartbeat,
+                poll_s=self._poll,
+            )
 
-    def _run(self, study: optuna.Study, seed: int) -> dict[str, list[float]]:
+    def _run(
+        self, study: optuna.Study, seed: int, lease: JobLease
+    ) -> tuple[int, bool, dict[str, list[float]]]:
+        """Run the search from the last recorded epoch; return (epochs, stopped, alpha)."""
         attrs = persist.attrs(study)
         history: list[dict[str, Any]] = list(attrs.get(persist.HISTORY, []))
         with torch.random.fork_rng(devices=[]):
@@ -179,31 +192,39 @@ class DartsSampler(BaseSampler):
             state = SearchState(DartsSupernet(self._plan), self._config)
         done = len(history)
         if done:
-            ckpt = attrs.get(persist.CHECKPOINT)
-            if self._store is not None and ckpt is not None and ckpt["epoch"] == done:
-                state.load_state_dict(persist.load_checkpoint(self._store, ckpt["artifact_id"]))
-            else:
+            if not self._load_checkpoint(study, state, done):
                 state.net.load_alpha(history[-1]["alpha"])
                 for epoch in range(done):
                     run_epoch(state, self._data, epoch=epoch, seed=seed, update_alpha=False)
             # Killed after saving the epoch that triggered the DARTS+ stop: the search is over.
             last, limit = history[-1], self._config.max_skip_edges
             if limit is not None and done > self._config.warmup and last["skip_edges"] >= limit:
-                return self._finish(study, done, True, last["alpha"])
+                return done, True, last["alpha"]
 
         def on_epoch(record: EpochRecord, st: SearchState) -> None:
+            lease.check()  # taken over (presumed dead): record nothing more
             entry = record.to_json()
             for key in ("train_loss", "val_loss"):  # plain JSON: no NaN (warm-up, divergence)
                 if not math.isfinite(entry[key]):
                     entry[key] = None
             history.append(entry)
-            persist.put(study, persist.HISTORY, history)
-            if self._store is not None:
-                persist.save_checkpoint(study, self._store, record.epoch + 1, st.state_dict())
-            persist.heartbeat(study, self._worker)
+            persist.record_epoch(study, self._store, history, st.state_dict())
 
         epochs, stopped = search(state, self._data, seed=seed, start_epoch=done, on_epoch=on_epoch)
-        return self._finish(study, epochs, stopped, state.net.alpha_dict())
+        return epochs, stopped, state.net.alpha_dict()
+
+    def _load_checkpoint(self, study: optuna.Study, state: SearchState, epochs: int) -> bool:
+        """Restore the checkpoint after ``epochs`` epochs; False if there is none to restore
+        (no store, none saved, or one that is missing or unreadable: that is logged)."""
+        ckpt = persist.attrs(study).get(persist.CHECKPOINT)
+        if self._store is None or ckpt is None or ckpt["epoch"] != epochs:
+            return False
+        try:
+            state.load_state_dict(persist.load_checkpoint(study, self._store, ckpt["artifact_id"]))
+        except ArtifactError as err:
+            _logger.warning(str(err))
+            return False
+        return True
 
     def _finish(
         self, study: optuna.Study, epochs: int, stopped: bool, alpha: Mapping[str, list[float]]
