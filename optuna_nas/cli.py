@@ -13,6 +13,7 @@ import dataclasses
 import importlib.util
 import os
 from pathlib import Path
+import pickle
 import sys
 from typing import Any
 
@@ -406,7 +407,7 @@ def _main(argv: Sequence[str] | None) -> None:
     except BrokenPipeError:
         raise  # the reader of stdout went away: main() stops quietly
     except (CommandError, ValueError, TypeError, KeyError, OSError, RuntimeError,
-            optuna.exceptions.OptunaError) as e:  # fmt: skip
+            pickle.UnpicklingError, optuna.exceptions.OptunaError) as e:  # fmt: skip
         if args.debug:
             raise
         print(f"optuna-nas {args.command}: error: {e}", file=sys.stderr)

@@ -189,3 +189,20 @@ def test_export_of_unpicklable_weights_is_one_line_not_a_traceback(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
     assert artifact_id in lines[0] and "not a readable torch state" in lines[0]
+
+
+def test_the_cli_turns_any_unpickling_error_into_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna_nas.cli as cli
+
+    def unpickling(args: object) -> None:
+        raise pickle.UnpicklingError("invalid load key, 'x'.")
+
+    monkeypatch.setattr(cli, "_spec", unpickling)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["spec", "--storage", "sqlite:///nowhere.db", "--trial", "0"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "optuna-nas spec: error: invalid load key, 'x'."
+    ]
