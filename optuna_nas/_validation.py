@@ -59,3 +59,9 @@ def check_positive(name: str, value: Any) -> float:
     ):
         raise ValueError(f"`{name}` must be finite and > 0, but got {name}={value!r}.")
     return value
+
+
+def check_typed_int(name: str, value: Any, *, minimum: int) -> int:
+    """:func:`check_int` where a value that is no int at all is a ``TypeError`` (as specs,
+    spaces and metrics have always reported it)."""
+    return check_int(name, require_int(name, value), minimum=minimum)

@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from optuna_nas._validation import check_typed_int
 from optuna_nas.nn import BuiltModel
 from optuna_nas.nn import build_model
 from optuna_nas.spec import ArchitectureSpec
@@ -64,7 +65,7 @@ def count_flops(
     ``input_shape`` (``(C, H, W)``) is needed only for a model that is not a
     :class:`~optuna_nas.nn.BuiltModel`; spec-derived models take it from their spec.
     """
-    _check_positive_int("batch_size", batch_size)
+    check_typed_int("batch_size", batch_size, minimum=1)
     if isinstance(model_or_spec, ArchitectureSpec):
         shape = _resolve_input_shape(model_or_spec, input_shape)
         with torch.device("meta"):
@@ -118,9 +119,9 @@ def measure_latency(
     """
     dev = _check_device(model, device)
     shape = _check_shape(input_shape)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("repeats", repeats)
-    _check_positive_int("warmup", warmup, minimum=0)
+    check_typed_int("batch_size", batch_size, minimum=1)
+    check_typed_int("repeats", repeats, minimum=1)
+    check_typed_int("warmup", warmup, minimum=0)
     sync = torch.cuda.synchronize if dev.type == "cuda" else _no_sync
     x = _random_input(shape, batch_size, dev)
     times: list[float] = []
@@ -171,7 +172,7 @@ def measure_peak_memory(
     """
     dev = _check_device(model, device)
     shape = _check_shape(input_shape)
-    _check_positive_int("batch_size", batch_size)
+    check_typed_int("batch_size", batch_size, minimum=1)
     state_bytes = sum({id(s): s.nbytes() for s in _storages(model)}.values())
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     devices = [dev] if dev.type == "cuda" else []
@@ -351,10 +352,3 @@ def _resolve_input_shape(
             f"{spec.input_shape}), but got {input_shape!r}."
         )
     return spec.input_shape
-
-
-def _check_positive_int(name: str, value: object, *, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, but got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name} >= {minimum}` must hold, but got {name}={value}.")

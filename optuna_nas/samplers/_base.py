@@ -51,20 +51,6 @@ _FIXED_ATTRS = ("fixed_params", "failed_trial")
 _logger = optuna.logging.get_logger(__name__)
 
 
-def check_int(name: str, value: Any, low: int) -> int:
-    """``value`` if it is an int >= ``low``; a ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"`{name}` must be an int >= {low}, but got {value!r}.")
-    return value
-
-
-def check_float(name: str, value: Any, low: float, high: float) -> float:
-    """``value`` if it is a real number in ``[low, high]``; a ``ValueError`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"`{name}` must be a number in [{low}, {high}], but got {value!r}.")
-    return float(value)
-
-
 class _PlanningSampler(BaseSampler):
     """Base of our samplers (private): plans, the RandomSampler delegate, seeding, caches."""
 

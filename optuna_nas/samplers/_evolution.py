@@ -10,9 +10,9 @@ from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas._validation import check_int
 from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
-from optuna_nas.samplers._base import check_int
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import fitness
 from optuna_nas.samplers._history import param_key
@@ -71,21 +71,21 @@ class RegularizedEvolutionSampler(_PlanningSampler):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed=seed)
-        self._population_size = check_int("population_size", population_size, 2)
-        self._sample_size = check_int("sample_size", sample_size, 1)
+        self._population_size = check_int("population_size", population_size, minimum=2)
+        self._sample_size = check_int("sample_size", sample_size, minimum=1)
         if sample_size > population_size:
             raise ValueError(
                 f"`sample_size <= population_size` must hold, but got ({sample_size=}, "
                 f"{population_size=})."
             )
-        self._num_mutations = check_int("num_mutations", num_mutations, 1)
+        self._num_mutations = check_int("num_mutations", num_mutations, minimum=1)
         if not isinstance(avoid_duplicates, bool):
             raise ValueError(f"`avoid_duplicates` must be a bool, but got {avoid_duplicates!r}.")
         self._avoid_duplicates = avoid_duplicates
         if predictor is not None and not callable(predictor):
             raise ValueError(f"`predictor` must be callable or None, but got {predictor!r}.")
         self._predictor = predictor
-        self._num_candidates = check_int("num_candidates", num_candidates, 1)
+        self._num_candidates = check_int("num_candidates", num_candidates, minimum=1)
         if num_candidates > 1 and predictor is None:
             raise ValueError(
                 f"`num_candidates > 1` needs a `predictor` to rank the candidates, but got "

@@ -23,8 +23,8 @@ import numpy as np
 from optuna.distributions import BaseDistribution
 import torch
 
-from optuna_nas.samplers._base import check_float
-from optuna_nas.samplers._base import check_int
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_number
 from optuna_nas.spaces._encoding import encode_columns
 
 
@@ -112,15 +112,15 @@ class KernelPredictor:
         exploration: float = 1.0,
         reselect_every: int = 1,
     ) -> None:
-        self._noise = check_float("noise", noise, 1e-9, 1e3)
+        self._noise = check_number("noise", noise, low=1e-9, high=1e3)
         if not length_scales:
             raise ValueError(f"`length_scales` must not be empty, but got {length_scales!r}.")
         self._length_scales = [
-            check_float("length_scales[i]", s, 1e-6, 1e6) for s in length_scales
+            check_number("length_scales[i]", s, low=1e-6, high=1e6) for s in length_scales
         ]
-        self._max_observed = check_int("max_observed", max_observed, 2)
-        self._exploration = check_float("exploration", exploration, 0.0, 1e3)
-        self._reselect_every = check_int("reselect_every", reselect_every, 1)
+        self._max_observed = check_int("max_observed", max_observed, minimum=2)
+        self._exploration = check_number("exploration", exploration, low=0.0, high=1e3)
+        self._reselect_every = check_int("reselect_every", reselect_every, minimum=1)
         # (length scale, number of observations and param names when it was chosen)
         self._selected: tuple[float, int, tuple[str, ...]] | None = None
 

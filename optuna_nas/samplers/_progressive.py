@@ -11,9 +11,9 @@ import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from optuna_nas._validation import check_int
 from optuna_nas.samplers._base import PLAN_ATTR
 from optuna_nas.samplers._base import _PlanningSampler
-from optuna_nas.samplers._base import check_int
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import fitness
 from optuna_nas.samplers._history import param_key
@@ -95,11 +95,11 @@ class ProgressiveSampler(_PlanningSampler):
         if complexity is not None and not callable(complexity):
             raise ValueError(f"`complexity` must be callable or None, but got {complexity!r}.")
         self._complexity = complexity or default_complexity
-        self._start = check_int("start_complexity", start_complexity, 0)
-        self._per_level = check_int("trials_per_level", trials_per_level, 1)
-        self._patience = None if patience is None else check_int("patience", patience, 1)
-        self._beam = check_int("beam_width", beam_width, 1)
-        self._num_candidates = check_int("num_candidates", num_candidates, 1)
+        self._start = check_int("start_complexity", start_complexity, minimum=0)
+        self._per_level = check_int("trials_per_level", trials_per_level, minimum=1)
+        self._patience = None if patience is None else check_int("patience", patience, minimum=1)
+        self._beam = check_int("beam_width", beam_width, minimum=1)
+        self._num_candidates = check_int("num_candidates", num_candidates, minimum=1)
         if predictor is not None and not callable(predictor):
             raise ValueError(f"`predictor` must be callable or None, but got {predictor!r}.")
         self._predictor = predictor

@@ -15,9 +15,9 @@ from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas._validation import check_number
 from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
-from optuna_nas.samplers._base import check_float
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
 from optuna_nas.samplers._history import losses
@@ -98,9 +98,9 @@ class ReinforceSampler(_PlanningSampler):
         seed: int | None = None,
     ) -> None:
         super().__init__(seed=seed)
-        self._lr = check_float("learning_rate", learning_rate, 0.0, 1e3)
-        self._decay = check_float("baseline_decay", baseline_decay, 0.0, 0.999999)
-        self._entropy = check_float("entropy_weight", entropy_weight, 0.0, 1e3)
+        self._lr = check_number("learning_rate", learning_rate, low=0.0, high=1e3)
+        self._decay = check_number("baseline_decay", baseline_decay, low=0.0, high=0.999999)
+        self._entropy = check_number("entropy_weight", entropy_weight, low=0.0, high=1e3)
         if weights is not None and reference_point is not None:
             raise ValueError("give at most one of `weights` and `reference_point`, not both.")
         self._weights = None if weights is None else [float(w) for w in weights]

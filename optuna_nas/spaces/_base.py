@@ -223,14 +223,6 @@ def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
     return input_shape[0], input_shape[1], input_shape[2]
 
 
-def check_int(name: str, value: Any, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, but got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name} >= {minimum}` must hold, but got {name}={value!r}.")
-    return value
-
-
 def check_range(low_name: str, low: int, high_name: str, high: int) -> None:
     if low > high:
         raise ValueError(

@@ -28,13 +28,13 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution
 
+from optuna_nas._validation import check_typed_int
 from optuna_nas.spaces._base import Choose
 from optuna_nas.spaces._base import Graph
 from optuna_nas.spaces._base import SearchSpace
 from optuna_nas.spaces._base import categorical
 from optuna_nas.spaces._base import check_choices
 from optuna_nas.spaces._base import check_input_shape
-from optuna_nas.spaces._base import check_int
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import get_op
 
@@ -92,7 +92,7 @@ class Cell:
 
     def __init__(self, ops: Any, num_nodes: Any) -> None:
         self.ops: tuple[str, ...] = check_choices("ops", ops, allowed=CELL_OPS)
-        self.num_nodes = check_int("num_nodes", num_nodes, minimum=2)
+        self.num_nodes = check_typed_int("num_nodes", num_nodes, minimum=2)
 
     def distributions(self) -> dict[str, BaseDistribution]:
         return {edge_param(j, i): categorical(self.ops) for j, i in cell_edges(self.num_nodes)}
@@ -230,11 +230,11 @@ class CellSpace(CellBasedSpace):
         cells_per_stage: int = 2,
     ) -> None:
         self.input_shape = check_input_shape(input_shape)
-        self.num_outputs = check_int("num_outputs", num_outputs, minimum=1)
+        self.num_outputs = check_typed_int("num_outputs", num_outputs, minimum=1)
         self._cell = Cell(ops, num_nodes)
-        self.init_channels = check_int("init_channels", init_channels, minimum=1)
-        self.num_stages = check_int("num_stages", num_stages, minimum=1)
-        self.cells_per_stage = check_int("cells_per_stage", cells_per_stage, minimum=1)
+        self.init_channels = check_typed_int("init_channels", init_channels, minimum=1)
+        self.num_stages = check_typed_int("num_stages", num_stages, minimum=1)
+        self.cells_per_stage = check_typed_int("cells_per_stage", cells_per_stage, minimum=1)
         check_even_reductions(self.input_shape, self.num_stages)
         self._distributions = self._cell.distributions()
         worst = self._cell.worst_op()

@@ -38,6 +38,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_nas._validation import check_typed_int
 from optuna_nas.spaces._base import Choose
 from optuna_nas.spaces._base import Graph
 from optuna_nas.spaces._base import SearchSpace
@@ -45,7 +46,6 @@ from optuna_nas.spaces._base import any_value
 from optuna_nas.spaces._base import categorical
 from optuna_nas.spaces._base import check_choices
 from optuna_nas.spaces._base import check_input_shape
-from optuna_nas.spaces._base import check_int
 from optuna_nas.spaces._base import check_range
 from optuna_nas.spaces._base import positive_int
 from optuna_nas.spec import ACTIVATIONS
@@ -109,9 +109,9 @@ class ChainSpace(SearchSpace):
         stem_channels: int = 16,
     ) -> None:
         self.input_shape = check_input_shape(input_shape)
-        self.num_outputs = check_int("num_outputs", num_outputs, minimum=1)
-        self.min_depth = check_int("min_depth", min_depth, minimum=1)
-        self.max_depth = check_int("max_depth", max_depth, minimum=1)
+        self.num_outputs = check_typed_int("num_outputs", num_outputs, minimum=1)
+        self.min_depth = check_typed_int("min_depth", min_depth, minimum=1)
+        self.max_depth = check_typed_int("max_depth", max_depth, minimum=1)
         check_range("min_depth", min_depth, "max_depth", max_depth)
         self.ops = check_choices("ops", ops, allowed=CHAIN_OPS)
         self.widths = check_choices("widths", widths, rule=("a positive int", positive_int))
@@ -132,7 +132,7 @@ class ChainSpace(SearchSpace):
                 f"`stride_layers` must not repeat a layer, but got {stride_layers!r}."
             )
         self.stride_layers = tuple(sorted(stride_layers))
-        self.stem_channels = check_int("stem_channels", stem_channels, minimum=1)
+        self.stem_channels = check_typed_int("stem_channels", stem_channels, minimum=1)
         self._distributions = self._declare()
         self._check_fits(
             self._worst,

@@ -17,12 +17,12 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_nas._validation import check_typed_int
 from optuna_nas.spaces._base import Choose
 from optuna_nas.spaces._base import any_value
 from optuna_nas.spaces._base import categorical
 from optuna_nas.spaces._base import check_choices
 from optuna_nas.spaces._base import check_input_shape
-from optuna_nas.spaces._base import check_int
 from optuna_nas.spaces._base import check_range
 from optuna_nas.spaces._base import positive_int
 from optuna_nas.spaces._cell import NB201_OPS
@@ -63,15 +63,19 @@ class MixedSpace(CellBasedSpace):
         max_cells_per_stage: int = 3,
     ) -> None:
         self.input_shape = check_input_shape(input_shape)
-        self.num_outputs = check_int("num_outputs", num_outputs, minimum=1)
+        self.num_outputs = check_typed_int("num_outputs", num_outputs, minimum=1)
         self._cell = Cell(ops, num_nodes)
-        self.num_stages = check_int("num_stages", num_stages, minimum=1)
+        self.num_stages = check_typed_int("num_stages", num_stages, minimum=1)
         check_even_reductions(self.input_shape, self.num_stages)
         self.init_channels = check_choices(
             "init_channels", init_channels, rule=("a positive int", positive_int)
         )
-        self.min_cells_per_stage = check_int("min_cells_per_stage", min_cells_per_stage, minimum=1)
-        self.max_cells_per_stage = check_int("max_cells_per_stage", max_cells_per_stage, minimum=1)
+        self.min_cells_per_stage = check_typed_int(
+            "min_cells_per_stage", min_cells_per_stage, minimum=1
+        )
+        self.max_cells_per_stage = check_typed_int(
+            "max_cells_per_stage", max_cells_per_stage, minimum=1
+        )
         check_range(
             "min_cells_per_stage", min_cells_per_stage, "max_cells_per_stage", max_cells_per_stage
         )

@@ -35,6 +35,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_nas._validation import check_typed_int
 from optuna_nas.spaces._base import Choose
 from optuna_nas.spaces._base import Graph
 from optuna_nas.spaces._base import SearchSpace
@@ -42,7 +43,6 @@ from optuna_nas.spaces._base import any_value
 from optuna_nas.spaces._base import categorical
 from optuna_nas.spaces._base import check_choices
 from optuna_nas.spaces._base import check_input_shape
-from optuna_nas.spaces._base import check_int
 from optuna_nas.spaces._base import check_range
 from optuna_nas.spaces._base import odd_positive_int
 from optuna_nas.spaces._base import positive_int
@@ -67,16 +67,16 @@ class MobileStage:
     max_depth: int = 3
 
     def __post_init__(self) -> None:
-        check_int("channels", self.channels, minimum=1)
-        check_int("stride", self.stride, minimum=1)
+        check_typed_int("channels", self.channels, minimum=1)
+        check_typed_int("stride", self.stride, minimum=1)
         kernels = check_choices(
             "kernels", self.kernels, rule=("an odd positive int", odd_positive_int)
         )
         expansions = check_choices(
             "expansions", self.expansions, rule=("a positive int", positive_int)
         )
-        check_int("min_depth", self.min_depth, minimum=1)
-        check_int("max_depth", self.max_depth, minimum=1)
+        check_typed_int("min_depth", self.min_depth, minimum=1)
+        check_typed_int("max_depth", self.max_depth, minimum=1)
         check_range("min_depth", self.min_depth, "max_depth", self.max_depth)
         object.__setattr__(self, "kernels", kernels)
         object.__setattr__(self, "expansions", expansions)
@@ -122,7 +122,7 @@ class MobileSpace(SearchSpace):
         activation: str = "relu",
     ) -> None:
         self.input_shape = check_input_shape(input_shape)
-        self.num_outputs = check_int("num_outputs", num_outputs, minimum=1)
+        self.num_outputs = check_typed_int("num_outputs", num_outputs, minimum=1)
         if not isinstance(stages, Sequence) or not stages:
             raise ValueError(
                 f"`stages` must be a non-empty sequence of MobileStage, but got {stages!r}."
@@ -133,9 +133,9 @@ class MobileSpace(SearchSpace):
                     f"every entry of `stages` must be a MobileStage, but got {stage!r}."
                 )
         self.stages = tuple(stages)
-        self.stem_channels = check_int("stem_channels", stem_channels, minimum=1)
-        self.stem_stride = check_int("stem_stride", stem_stride, minimum=1)
-        self.head_channels = check_int("head_channels", head_channels, minimum=1)
+        self.stem_channels = check_typed_int("stem_channels", stem_channels, minimum=1)
+        self.stem_stride = check_typed_int("stem_stride", stem_stride, minimum=1)
+        self.head_channels = check_typed_int("head_channels", head_channels, minimum=1)
         self.se = check_choices("se", se, rule=("a bool", lambda v: isinstance(v, bool)))
         if (
             isinstance(se_ratio, bool)
