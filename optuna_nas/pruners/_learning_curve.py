@@ -11,6 +11,8 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_optional_int
 from optuna_nas.pruners._curves import extrapolate_curve
 from optuna_nas.pruners._curves import point_forecast
 
@@ -81,20 +83,14 @@ class LearningCurvePruner(BasePruner):
         calibrate: bool = True,
         min_calibration_trials: int = 5,
     ) -> None:
-        if final_step is not None and (
-            isinstance(final_step, bool) or not isinstance(final_step, int) or final_step < 0
-        ):
-            raise ValueError(f"`final_step` must be None or an int >= 0, but got {final_step=}.")
+        check_optional_int("final_step", final_step, minimum=0)
         for name, value, low in (
             ("k", k, 1),
             ("n_warmup_steps", n_warmup_steps, 0),
             ("n_samples", n_samples, 1),
             ("min_calibration_trials", min_calibration_trials, 2),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"`{name} >= {low}` must hold for an int, but got {name}={value!r}."
-                )
+            check_int(name, value, minimum=low)
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"`0 < threshold < 1` must hold, but got {threshold=}.")
         if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):

@@ -26,6 +26,8 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_int
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
@@ -108,10 +110,7 @@ class ParetoPruner(BasePruner):
             ("min_dominating", min_dominating, 1),
             ("n_min_trials", n_min_trials, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"`{name} >= {low}` must hold for an int, but got {name}={value!r}."
-                )
+            check_int(name, value, minimum=low)
         if not (math.isfinite(margin) and margin >= 0):
             raise ValueError(f"`margin` must be finite and >= 0, but got {margin=}.")
         self._objectives = tuple(objectives)
