@@ -84,7 +84,7 @@ def _head(data: DataSplits, n: int | None) -> DataSplits:
     def cut(split: TensorDataset) -> TensorDataset:
         return TensorDataset(*(t[:n] for t in split.tensors))
 
-    return replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))
+    return data.replace(train=cut(data.train), val=cut(data.val), test=cut(data.test))
 
 
 def _init_worker() -> None:

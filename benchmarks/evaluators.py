@@ -11,7 +11,7 @@ Strategies (this file's sections; the supernet and pruners are benchmarked elsew
 
 * proxy tasks (``ProxyTraining``): fewer epochs, a data fraction, a lower resolution, a width
   multiplier, and all of them combined;
-* the performance predictor (``Predictor``, an MLP ensemble): fitted on n = 10, 20, 30 trained
+* the performance predictor (``MLPEnsemble``): fitted on n = 10, 20, 30 trained
   architectures and scored on the remaining ones, over ``--splits`` random splits;
 * each zero-cost proxy (``ZeroCostEvaluator``) on one mini-batch of 64;
 * the latency lookup table (``LatencyTable``): MAPE and Spearman of its predicted latency
@@ -51,7 +51,7 @@ from optuna_nas.data import load_digits
 from optuna_nas.evaluation import ZERO_COST_PROXIES
 from optuna_nas.evaluation import Evaluator
 from optuna_nas.evaluation import FullTraining
-from optuna_nas.evaluation import Predictor
+from optuna_nas.evaluation import MLPEnsemble
 from optuna_nas.evaluation import ProxyTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import ZeroCostEvaluator
@@ -259,7 +259,7 @@ def bench_space(
             order = np.random.default_rng(split).permutation(len(archs))
             tr, te = order[:n_train], order[n_train:]
             start = time.process_time()
-            predictor = Predictor(space.distributions(), seed=split)
+            predictor = MLPEnsemble(space.distributions(), seed=split)
             predictor.fit([params[i] for i in tr], [truth[i] for i in tr])
             pred, _ = predictor.predict([params[i] for i in te])
             seconds.append((time.process_time() - start) / len(te))
@@ -339,7 +339,7 @@ def bench_nb201(args: argparse.Namespace) -> dict[str, Any] | None:
         for split in range(args.nb201_splits):
             order = np.random.default_rng(100 + split).permutation(len(rows))
             tr, te = order[:n_train], order[n_train : n_train + args.nb201_test]
-            predictor = Predictor(space.distributions(), seed=split)
+            predictor = MLPEnsemble(space.distributions(), seed=split)
             predictor.fit([params[i] for i in tr], target[tr])
             pred, _ = predictor.predict([params[i] for i in te])
             taus.append(kendall_tau(pred, target[te]))

@@ -242,7 +242,6 @@ def attach_supernet(
         ),
         calibration_batches=args.calibration_batches,
         seed=args.supernet_seed,
-        claim_settle_s=0.0,
         sampling=args.sampling,
         few_shot=args.few_shot,
         few_shot_training=None

@@ -17,6 +17,7 @@ from optuna_nas.evaluation._ranking import kendall_tau
 from optuna_nas.evaluation._ranking import spearman_rho
 from optuna_nas.evaluation._supernet import Supernet
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
+from optuna_nas.evaluation._supernet_evaluator import SupernetUnavailable
 from optuna_nas.evaluation._supernet_evaluator import WeightSharingEvaluator
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import TrainingResult
@@ -30,10 +31,6 @@ from optuna_nas.evaluation._zero_cost import snip
 from optuna_nas.evaluation._zero_cost import synflow
 from optuna_nas.evaluation._zero_cost import zero_cost_score
 from optuna_nas.spaces._encoding import ParamEncoder
-
-# The MLP ensemble's former name, kept only while benchmarks/evaluators.py imports it; not in
-# __all__ (optuna_nas.samplers.Predictor is the protocol of a sampler's predictor).
-Predictor = MLPEnsemble
 
 __all__ = [
     "MLPEnsemble",
@@ -64,6 +61,7 @@ __all__ = [
     "check_device",
     "isolated_rng",
     "Supernet",
+    "SupernetUnavailable",
     "WeightSharingEvaluator",
     "recalibrate_batchnorm",
 ]

@@ -90,8 +90,6 @@ class WeightSharingEvaluator(Evaluator):
             unreadable (deleted, truncated): ``"retrain"`` trains it again (once, by one worker;
             the record then lists the replaced artifact ids under ``replaced``), ``"stop"``
             raises :class:`SupernetUnavailable` naming the artifact id, which stops the study.
-        claim_settle_s: Deprecated and without use since claims are a compare-and-set in the
-            storage; only ``0`` is accepted. Drop the argument.
         sampling: ``"uniform"``: one path per training step, drawn uniformly (SPOS).
             ``"fair"``: every step trains the paths of
             :func:`~optuna_nas.evaluation._supernet.sample_fair`, in which each choice of
@@ -142,7 +140,6 @@ class WeightSharingEvaluator(Evaluator):
         poll_interval_s: float = 2.0,
         claim_heartbeat_s: float = DEFAULT_HEARTBEAT_S,
         on_bad_supernet: str = "retrain",
-        claim_settle_s: float = 0.0,
         sampling: str = "uniform",
         few_shot: str | None = None,
         few_shot_training: TrainingConfig | None = None,
@@ -164,11 +161,6 @@ class WeightSharingEvaluator(Evaluator):
         ):
             if not (isinstance(seconds, (int, float)) and seconds > 0 and np.isfinite(seconds)):
                 raise ValueError(f"`{name}` must be finite and > 0, but got {name}={seconds!r}.")
-        if claim_settle_s != 0:
-            raise ValueError(
-                f"`claim_settle_s` has no use any more (claims are a compare-and-set in the "
-                f"storage), but got claim_settle_s={claim_settle_s!r}; drop the argument."
-            )
         if on_bad_supernet not in ON_BAD_SUPERNET:
             raise ValueError(
                 f"`on_bad_supernet` must be one of {ON_BAD_SUPERNET}, but got {on_bad_supernet!r}."

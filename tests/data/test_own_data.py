@@ -85,7 +85,7 @@ def test_every_evaluator_and_the_objective_run_on_it(own: DataSplits, tmp_path: 
     store = FileSystemArtifactStore(str(tmp_path))
     study = optuna.create_study(direction="maximize")
     weight_sharing = WeightSharingEvaluator(
-        own, space=space, artifact_store=store, training=training, claim_settle_s=0.0
+        own, space=space, artifact_store=store, training=training
     )
     weight_sharing.attach(study)
     evaluators: list[Any] = [

@@ -79,7 +79,7 @@ def evaluator(
         training=TrainingConfig(epochs=epochs),
         seed=0,
         poll_interval_s=0.05,
-        **{"claim_settle_s": 0.0, **kwargs},
+        **kwargs,
     )
 
 
@@ -93,8 +93,7 @@ space = ChainSpace(input_shape=data.input_shape, num_outputs=10, max_depth=3, wi
 study = optuna.load_study(study_name="ws", storage={storage!r})
 store = optuna.artifacts.FileSystemArtifactStore({root!r} + "/artifacts")
 ev = WeightSharingEvaluator(data, space=space, artifact_store=store,
-                            training=TrainingConfig(epochs=2), seed=0, poll_interval_s=0.05,
-                            claim_settle_s=0.0)
+                            training=TrainingConfig(epochs=2), seed=0, poll_interval_s=0.05)
 ev.attach(study)
 spec = space.decode(study.trials[0].params)
 score = ev.evaluate(spec, report=None, seed=7).values["val_accuracy"]
