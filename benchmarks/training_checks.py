@@ -1,0 +1,189 @@
+"""Two CPU-measurable targets of the training path: bf16 accuracy and checkpoint overhead.
+
+1. **bf16 against fp32.** One chain network trained ``--epochs`` on MNIST-5k in fp32 and with
+   bf16 autocast (``TrainingConfig(precision="bf16")``), seeds 0 and 1 (the same initial
+   weights and batches per seed): final validation and test accuracy. Target: within 0.5
+   points.
+2. **Checkpoint overhead.** The same training with and without a per-epoch checkpoint (the
+   objective's :class:`~optuna_nas._checkpoint.TrialCheckpoint` of a trial in a SQLite study,
+   written to a ``FileSystemArtifactStore``), the two runs alternating ``--repeats`` times;
+   the overhead is the median extra seconds per epoch as a share of an epoch. Target: at most
+   5% of an epoch.
+
+    python benchmarks/training_checks.py [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+import torch
+
+from optuna_nas._checkpoint import TrialCheckpoint
+from optuna_nas.data import DataSplits
+from optuna_nas.data import load_digits
+from optuna_nas.data import load_mnist_5k
+from optuna_nas.data import make_loader
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.evaluation import evaluate_accuracy
+from optuna_nas.evaluation import isolated_rng
+from optuna_nas.evaluation import train_model
+from optuna_nas.nn import build_model
+from optuna_nas.spaces import ChainSpace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from data_loading import ARCH  # noqa: E402  (the same network as the data benchmark)
+
+
+def _model(data: DataSplits, seed: int) -> torch.nn.Module:
+    space = ChainSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
+    params: dict[str, Any] = dict(ARCH)
+    for name, dist in space.distributions().items():
+        params.setdefault(name, getattr(dist, "choices", (getattr(dist, "low", 0),))[0])
+    with isolated_rng(seed):
+        return build_model(space.decode(params))
+
+
+def _train(
+    data: DataSplits, seed: int, config: TrainingConfig, checkpoint: Any = None
+) -> tuple[torch.nn.Module, Any]:
+    model = _model(data, seed)
+    result = train_model(
+        model,
+        make_loader(data, "train", seed=seed),
+        make_loader(data, "val"),
+        config=config,
+        seed=seed,
+        checkpoint=checkpoint,
+    )
+    return model, result
+
+
+def precision(data: DataSplits, epochs: int, seeds: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    for seed in seeds:
+        for name in ("fp32", "bf16"):
+            config = TrainingConfig(epochs=epochs, precision=name)  # type: ignore[arg-type]
+            model, result = _train(data, seed, config)
+            test = evaluate_accuracy(
+                model,
+                make_loader(data, "test"),
+                device="cpu",
+                precision=name,  # type: ignore[arg-type]
+            )
+            rows.append(
+                {
+                    "precision": name,
+                    "seed": seed,
+                    "val_accuracy": result.final_val_accuracy,
+                    "test_accuracy": test,
+                    "seconds_per_epoch": statistics.median(result.epoch_seconds_history),
+                }
+            )
+    return rows
+
+
+def checkpoint_overhead(data: DataSplits, epochs: int, repeats: int) -> dict[str, Any]:
+    config = TrainingConfig(epochs=epochs)
+    plain: list[float] = []
+    saving: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        study = optuna.create_study(storage=f"sqlite:///{tmp}/c.db")
+        store = FileSystemArtifactStore(tmp)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            _train(data, 0, config)
+            plain.append((time.perf_counter() - start) / epochs)
+            trial = study.ask()
+            checkpoint = TrialCheckpoint(trial, store)
+            start = time.perf_counter()
+            _train(data, 0, config, checkpoint)
+            saving.append((time.perf_counter() - start) / epochs)
+            checkpoint.discard()
+            study.tell(trial, 0.0)
+    base, with_ckpt = statistics.median(plain), statistics.median(saving)
+    return {
+        "epochs": epochs,
+        "repeats": repeats,
+        "seconds_per_epoch": base,
+        "seconds_per_epoch_with_checkpoint": with_ckpt,
+        "overhead_fraction": (with_ckpt - base) / base,
+    }
+
+
+def section(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        "## Training path: bf16 accuracy and checkpoint overhead",
+        "",
+        f"`python benchmarks/training_checks.py` on {result['data']}, the data benchmark's chain "
+        f"network, {result['epochs']} epochs, {m['processor'] or m['platform']}, torch "
+        f"{m['torch']}, {m['threads']} thread(s).",
+        "",
+        "| precision | seed | val accuracy | test accuracy | s/epoch |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["precision"]:
+        lines.append(
+            f"| {r['precision']} | {r['seed']} | {r['val_accuracy']:.4f} | "
+            f"{r['test_accuracy']:.4f} | {r['seconds_per_epoch']:.2f} |"
+        )
+    c = result["checkpoint"]
+    lines += [
+        "",
+        f"Per-epoch checkpoint into a FileSystemArtifactStore (SQLite study): "
+        f"{c['seconds_per_epoch']:.3f} s per epoch without, "
+        f"{c['seconds_per_epoch_with_checkpoint']:.3f} s with "
+        f"(median of {c['repeats']} alternating runs of {c['epochs']} epochs): overhead "
+        f"{c['overhead_fraction']:+.1%} of an epoch.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="digits, 1 epoch, 1 seed")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    data = load_digits() if args.smoke else load_mnist_5k()
+    epochs = 1 if args.smoke else args.epochs
+    result: dict[str, Any] = {
+        "data": data.name,
+        "epochs": epochs,
+        "precision": precision(data, epochs, [0] if args.smoke else [0, 1]),
+        "checkpoint": checkpoint_overhead(
+            data, 2 if args.smoke else 5, 1 if args.smoke else args.repeats
+        ),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+    }
+    if not args.smoke:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "training_checks.json").write_text(json.dumps(result, indent=1) + "\n")
+        from _results import write_section
+
+        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+    print(section(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
