@@ -241,3 +241,22 @@ def test_run_study_on_an_image_folder_resumes(tmp_path: Path) -> None:
         )
         run_study(study, objective, n_trials=n)
     assert len(study.trials) == 3
+
+
+def test_the_library_imports_and_loads_data_without_torchvision(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torchvision'] = None\n"  # as if it were not installed
+        "import optuna_nas, optuna_nas.data, optuna_nas.objective\n"
+        "from optuna_nas.data import load_digits, load_image_folder\n"
+        "assert load_digits().num_classes == 10\n"
+        "try:\n"
+        f"    load_image_folder({str(tmp_path)!r}, image_size=8)\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'optuna-nas[vision]'" in done.stdout
