@@ -202,39 +202,65 @@ class NASObjective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self.check_study(trial.study)
         spec = self.space.suggest(trial)
-        values: dict[str, float] = {
+        values = self._record_spec(trial, spec)
+        if self._infeasible(trial, spec, values):
+            return self._output({o: values.get(o, _worst(o)) for o in self.objectives})
+        copied = self._copy_duplicate(trial, values["canonical_hash"])
+        if copied is not None:
+            return copied
+        curve: list[float] = []
+        result = self._evaluate(trial, spec, curve)
+        return self._finish(trial, result, values, curve)
+
+    def _record_spec(self, trial: optuna.Trial, spec: ArchitectureSpec) -> dict[str, Any]:
+        """Store the spec, its hash, parameter count and FLOPs (and its diagram) with the trial;
+        return the cost values known before any training."""
+        values: dict[str, Any] = {
             "params": float(count_params(spec)),
             "flops": float(count_flops(spec)),
+            "canonical_hash": canonical_hash(spec),
         }
-        spec_hash = canonical_hash(spec)
         trial.set_user_attr("spec", spec.to_json())  # a string: optuna-dashboard shows it whole
-        trial.set_user_attr("canonical_hash", spec_hash)
+        trial.set_user_attr("canonical_hash", values["canonical_hash"])
         trial.set_user_attr("params", int(values["params"]))
         trial.set_user_attr("flops", int(values["flops"]))
         if self.artifact_store is not None:
             attach_architecture(trial, spec, artifact_store=self.artifact_store)
+        return values
+
+    def _infeasible(
+        self, trial: optuna.Trial, spec: ArchitectureSpec, values: dict[str, Any]
+    ) -> bool:
+        """Measure latency if it is an objective, then check the constraints computable before
+        training; True if the candidate breaks one (it is recorded, and nothing is trained)."""
         if "latency_ms" in self.objectives:
             # Latency does not depend on the weights: measured on a fresh build before any
             # training, so it is a known cost while accuracy evolves (ParetoPruner reads it).
             with self._out_of_memory_fails(trial, "building and timing"):
                 values["latency_ms"] = self._latency(build_model(spec), spec)
             trial.set_user_attr("latency_ms", values["latency_ms"])
-        if self.constraints is not None and self.constraints.record(trial, spec):
-            infeasible = tuple(values.get(o, _worst(o)) for o in self.objectives)
-            return infeasible[0] if len(infeasible) == 1 else infeasible
-        if self.deduplicate:
-            source = find_or_claim(
-                trial,
-                spec_hash,
-                timeout=self.duplicate_timeout,
-                poll_interval=self.duplicate_poll_interval,
-            )
-            if source is not None:
-                copied = copy_duplicate(trial, source, keep=("spec", "params", "flops"))
-                return copied if isinstance(copied, float) else tuple(copied)
+        return self.constraints is not None and bool(self.constraints.record(trial, spec))
 
-        single = len(self.objectives) == 1
-        curve: list[float] = []
+    def _copy_duplicate(
+        self, trial: optuna.Trial, spec_hash: str
+    ) -> float | tuple[float, ...] | None:
+        """The values of the trial that trains (or trained) this architecture, copied into this
+        one; None if this trial is the one to train it (or deduplication is off)."""
+        if not self.deduplicate:
+            return None
+        source = find_or_claim(
+            trial,
+            spec_hash,
+            timeout=self.duplicate_timeout,
+            poll_interval=self.duplicate_poll_interval,
+        )
+        if source is None:
+            return None
+        copied = copy_duplicate(trial, source, keep=("spec", "params", "flops"))
+        return copied if isinstance(copied, float) else tuple(copied)
+
+    def _evaluate(self, trial: optuna.Trial, spec: ArchitectureSpec, curve: list[float]) -> Any:
+        """Run the evaluator, reporting every epoch to the trial (``curve`` collects them)."""
 
         def report(step: int, accuracy: float) -> bool:
             curve.append(accuracy)
@@ -253,10 +279,16 @@ class NASObjective:
             extra["checkpoint"] = checkpoint
         try:
             with self._out_of_memory_fails(trial, "evaluating"), self._data_error_recorded(trial):
-                result = self.evaluator.evaluate(spec, report=report, seed=seed, **extra)
+                return self.evaluator.evaluate(spec, report=report, seed=seed, **extra)
         finally:  # the trial ends here, whatever happened: its scratch state goes
             if checkpoint is not None:
                 checkpoint.discard()
+
+    def _finish(
+        self, trial: optuna.Trial, result: Any, values: dict[str, Any], curve: list[float]
+    ) -> float | tuple[float, ...]:
+        """Record what the evaluation found; fail a diverged candidate, prune a stopped one,
+        or return the objective values."""
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         if result.metrics.get("diverged"):
@@ -284,10 +316,13 @@ class NASObjective:
         if missing:
             raise ValueError(
                 f"{type(self.evaluator).__name__} gave no value for objective(s) {missing}; "
-                f"it gave {sorted(values)}."
+                f"it gave {sorted(k for k in values if k != 'canonical_hash')}."
             )
-        out = tuple(values[o] for o in self.objectives)
-        return out[0] if single else out
+        return self._output(values)
+
+    def _output(self, values: dict[str, Any]) -> float | tuple[float, ...]:
+        out = tuple(float(values[o]) for o in self.objectives)
+        return out[0] if len(out) == 1 else out
 
     def _record_data(self, study: optuna.Study) -> None:
         """Name the study's data in its user attrs once (``data``, and ``data_source`` when it
