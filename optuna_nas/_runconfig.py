@@ -43,6 +43,7 @@ from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.evaluation import check_device as check_torch_device
 from optuna_nas.objective import NASObjective
 from optuna_nas.report import ProgressBar
 from optuna_nas.report import default_artifact_dir
@@ -106,36 +107,14 @@ class RunConfig:
 
 
 def check_device(device: object) -> torch.device:
-    """``device`` as a :class:`torch.device` if this machine has it; else a ``ValueError``
-    that names the devices it has. Nothing is chosen for the user.
-    """
+    """A config's ``device``: a string naming a device this machine has (checked by
+    :func:`optuna_nas.evaluation.check_device`, the one device check). Nothing is chosen for
+    the user."""
     if not isinstance(device, str):
         raise ValueError(
             f"`device` must be a string such as 'cpu' or 'cuda:0', but got {device!r}."
         )
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"`device` must be a torch device string such as 'cpu', 'cuda' or 'cuda:1', but got "
-            f"{device!r}."
-        ) from None
-    if parsed.type == "cpu":
-        return parsed
-    accelerator = torch.accelerator.current_accelerator(check_available=True)
-    if accelerator is None:
-        raise ValueError(
-            f"`device` is {device!r}, but torch finds no accelerator on this machine; use "
-            "device = 'cpu', or run the config where that device exists."
-        )
-    count = torch.accelerator.device_count()
-    kind = accelerator.type
-    if parsed.type != kind or (parsed.index is not None and parsed.index >= count):
-        raise ValueError(
-            f"`device` is {device!r}, but this machine has cpu and {count} {kind} device(s) "
-            f"({kind}:0 to {kind}:{count - 1}); use one of those."
-        )
-    return parsed
+    return check_torch_device(device)
 
 
 def artifact_folder(config: RunConfig) -> Path:
