@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> tuple[optuna.Study, optuna.Study]:
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="storage URL")
     parser.add_argument("--study-name", default="darts_cells")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="search and training device (cuda:0, ...)")
     parser.add_argument(
         "--timeout",
         type=float,
@@ -215,10 +216,12 @@ def main(argv: list[str] | None = None) -> tuple[optuna.Study, optuna.Study]:
     # One objective for both studies: the same training, seed and data for every architecture.
     objective = NASObjective(
         space,
-        FullTraining(data, training=TrainingConfig(epochs=args.epochs), batch_size=64),
+        FullTraining(
+            data, training=TrainingConfig(epochs=args.epochs), batch_size=64, device=args.device
+        ),
         objectives=("val_accuracy",),
         seed=args.seed,
-        device="cpu",
+        device=args.device,
         artifact_store=store,
         save_weights=True,
     )
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> tuple[optuna.Study, optuna.Study]:
     sampler = DartsSampler(
         space=space,
         data=data,
-        search_config=DartsSearchConfig(epochs=args.search_epochs),
+        search_config=DartsSearchConfig(epochs=args.search_epochs, device=args.device),
         temperature=args.temperature,
         artifact_store=store,
         seed=args.seed + len(darts.trials),

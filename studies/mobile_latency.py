@@ -105,12 +105,18 @@ def main(argv: list[str] | None = None) -> optuna.Study:
     parser.add_argument("--study-name", default="mobile_latency")
     parser.add_argument("--artifact-dir", default=None, help="default: next to the database")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--device", default="cpu", help="where candidates train (latency is always the CPU's)"
+    )
     args = parser.parse_args(argv)
 
     data = DATA[args.data](seed=args.seed)
     space = MobileSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
     evaluator = FullTraining(
-        data, training=TrainingConfig(epochs=args.epochs), batch_size=args.batch_size
+        data,
+        training=TrainingConfig(epochs=args.epochs),
+        batch_size=args.batch_size,
+        device=args.device,
     )
     folder = args.artifact_dir or default_artifact_dir(args.storage)
     Path(folder).mkdir(parents=True, exist_ok=True)
