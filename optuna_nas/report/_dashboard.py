@@ -1,9 +1,9 @@
 """Show architectures in optuna-dashboard: a diagram artifact and a Markdown note per trial.
 
 Inside a study, :func:`attach_architecture` uploads the trial's diagram
-(``architecture.svg``, :func:`~optuna_nas.report.architecture_svg`) with
-:func:`optuna.artifacts.upload_artifact` and saves a note with
-:func:`optuna_dashboard.save_note`; the dashboard shows both on the trial's page.
+(``architecture.svg``, :func:`~optuna_nas.report.architecture_svg`) to the artifact store and
+saves a note with :func:`optuna_dashboard.save_note` that shows the diagram as an image served
+by the dashboard (the artifact card alone is a 200x150 thumbnail) and the spec's JSON, indented.
 
 Optuna's storage refuses new trial system attrs once a trial has finished, so
 :func:`annotate_study` (the retro-fit for a finished study) records the diagram of a finished
@@ -28,9 +28,9 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 import optuna_dashboard
+from optuna_dashboard.artifact import get_artifact_path
 
 from optuna_nas.report._diagram import architecture_svg
-from optuna_nas.report._diagram import node_label
 from optuna_nas.report._pareto import describe_spec
 from optuna_nas.report._pareto import stored_spec
 from optuna_nas.spec import ArchitectureSpec
@@ -42,7 +42,9 @@ DIAGRAM_NAME = "architecture.svg"
 # "application/vnd.snesdev-page-table"), so every upload names its type.
 _DIAGRAM_MIMETYPE = "image/svg+xml"
 _LEGACY_PREFIX = "dashboard:artifacts:"
-_NOTE_LAYERS = 40
+_NOTE_SPEC_CHARS = 6000
+#: The alt text of the diagram image in a trial's note.
+DIAGRAM_ALT = "architecture diagram"
 
 
 def default_artifact_dir(storage: str) -> Path:
@@ -60,13 +62,46 @@ def default_artifact_dir(storage: str) -> Path:
     return db.with_name(db.stem + ".artifacts")
 
 
-def architecture_note(spec: ArchitectureSpec, attrs: Mapping[str, Any] | None = None) -> str:
-    """The Markdown note of an architecture: summary, cost, hash and a table of its layers.
+def spec_json_lines(spec: ArchitectureSpec) -> str:
+    """The JSON of ``spec`` with one node or edge per line: the same data as the ``spec`` user
+    attr (``json.loads`` gives ``spec.to_dict()``), laid out to be read."""
+    data = spec.to_dict()
+    nodes, edges = data.pop("nodes"), data.pop("edges")
+    lines = ["{"] + [
+        f"  {json.dumps(k)}: {json.dumps(v, sort_keys=True)}," for k, v in data.items()
+    ]
+    lines.append('  "nodes": [')
+    lines += [
+        f'    {{"id": {json.dumps(n["id"])}, "op": {json.dumps(n["op"])}, '
+        f'"config": {json.dumps(n["config"], sort_keys=True)}}},'
+        for n in nodes
+    ]
+    lines[-1] = lines[-1].rstrip(",")
+    lines += ["  ],", '  "edges": [']
+    lines += [f"    {json.dumps(e)}," for e in edges]
+    lines[-1] = lines[-1].rstrip(",")
+    lines += ["  ]", "}"]
+    return "\n".join(lines)
+
+
+def architecture_note(
+    spec: ArchitectureSpec,
+    attrs: Mapping[str, Any] | None = None,
+    *,
+    diagram_url: str | None = None,
+) -> str:
+    """The Markdown note of an architecture: summary, cost, hash, diagram and the spec's JSON.
 
     ``attrs`` (a trial's user attrs) adds the numbers it holds (params, FLOPs, accuracy, ...).
+    ``diagram_url`` (where the dashboard serves the ``architecture.svg`` artifact,
+    :func:`optuna_dashboard.artifact.get_artifact_path`) shows the diagram in the note, at its
+    own size: the note renders Markdown images whose URL is a path or http(s), but neither
+    ``data:`` URIs nor inline SVG/HTML (optuna-dashboard 0.21, checked in headless Chromium by
+    tests/test_dashboard.py), and the artifact card shows only a 200x150 thumbnail.
+    The JSON is left out when longer than ``_NOTE_SPEC_CHARS`` (a note is stored in study
+    system attrs, 2045 characters each): the folded diagram shows such (cell) specs.
     """
     attrs = attrs or {}
-    layers = [n for n in spec.nodes if n.op not in ("input", "identity", "zero", "add")]
     lines = [
         f"### Architecture: {describe_spec(spec) or 'no layers'}",
         "",
@@ -91,13 +126,19 @@ def architecture_note(spec: ArchitectureSpec, attrs: Mapping[str, Any] | None = 
             else:
                 text = str(value)
             lines.append(f"- {label}: `{text}`")
-    lines += ["", f"Diagram: the `{DIAGRAM_NAME}` artifact below.", ""]
-    lines += ["| layer | op | output |", "|---|---|---|"]
-    for n in layers[:_NOTE_LAYERS]:
-        shape = "x".join(map(str, spec.shape(n.id)))
-        lines.append(f"| `{n.id}` | {node_label(n)} | {shape} |")
-    if len(layers) > _NOTE_LAYERS:
-        lines.append(f"| ... | {len(layers) - _NOTE_LAYERS} more layers | |")
+    lines.append("")
+    if diagram_url is not None:
+        lines += [f"![{DIAGRAM_ALT}]({diagram_url})", ""]
+    else:
+        lines += [f"Diagram: the `{DIAGRAM_NAME}` artifact below.", ""]
+    text = spec_json_lines(spec)
+    if len(text) <= _NOTE_SPEC_CHARS:
+        lines += ["Spec (the `spec` user attr):", "", "```json", text, "```"]
+    else:
+        lines.append(
+            f"Spec: the `spec` user attr ({len(text):,} characters of JSON; "
+            "`ArchitectureSpec.from_json` reads it)."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -123,7 +164,10 @@ def attach_architecture(
     artifact_id = upload_bytes(
         trial, artifact_store, svg.encode(), filename=DIAGRAM_NAME, mimetype=_DIAGRAM_MIMETYPE
     )
-    optuna_dashboard.save_note(trial, architecture_note(spec, trial.user_attrs))
+    note = architecture_note(
+        spec, trial.user_attrs, diagram_url=get_artifact_path(trial, artifact_id)
+    )
+    optuna_dashboard.save_note(trial, note)
     return artifact_id
 
 
@@ -179,7 +223,9 @@ def annotate_study(
             )
             values = dict(zip(study.metric_names or (), frozen.values or (), strict=False))
             trial = optuna.Trial(handle, frozen._trial_id)
-            optuna_dashboard.save_note(trial, architecture_note(spec, values | frozen.user_attrs))
+            url = get_artifact_path(trial, artifact_id)
+            note = architecture_note(spec, values | frozen.user_attrs, diagram_url=url)
+            optuna_dashboard.save_note(trial, note)
             done.append(frozen.number)
     return done
 

@@ -1,25 +1,39 @@
 """A picture of an architecture: a spec drawn as a layered DAG in plain SVG (no graphviz).
 
-The layout is the first two steps of Sugiyama, Tagawa & Toda ("Methods for visual
-understanding of hierarchical system structures", IEEE SMC 1981), simplified: each node goes
-to the layer of its longest path from the input (its topological depth), and nodes within a
-layer are ordered by one top-down barycentre sweep (the mean position of their inputs). There
-are no dummy nodes: an edge that skips layers (a residual or dense skip) is drawn round the
-right-hand side of the layers it skips, in one of a few side lanes, instead of being routed
-between boxes; this keeps the chain, cell and mobile spaces readable.
+The geometry is :mod:`optuna_nas.report._layout` (a simplified Sugiyama layout whose edges never
+cross a box). A spec with a repeated block, such as the cell space's cells, is drawn folded
+(:mod:`optuna_nas.report._fold`): the macro skeleton on the left, with each run of identical
+blocks as one ``2 x cell`` box, and the block drawn once on the right. The text is sized to be
+read where optuna-dashboard shows the diagram at its own size: in the trial's note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+import re
 from typing import Any
 from xml.sax.saxutils import escape
+from xml.sax.saxutils import quoteattr
 
+from optuna_nas.report._fold import BLOCK_INPUT
+from optuna_nas.report._fold import Block
+from optuna_nas.report._fold import Folded
+from optuna_nas.report._fold import fold
+from optuna_nas.report._layout import BOX_H
+from optuna_nas.report._layout import Layout
+from optuna_nas.report._layout import layout
+from optuna_nas.report._layout import order_layers
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import Node
 
-_BOX_W, _BOX_H, _GAP_X, _GAP_Y, _MARGIN = 190, 42, 24, 34, 20
-_LANE, _LANES = 9, 6  # spacing and number of side lanes for edges that skip layers
+LABEL_PX = 13  # font size of a box's label (the op)
+DETAIL_PX = 11  # font size of its second line (id and shape)
+_TITLE_PX, _HEADING_PX = 15, 13
+_MARGIN, _PANEL_GAP, _PAD = 16, 28, 12
+_CHAR = 0.62  # a generous mean advance of DejaVu Sans / Arial, in ems
+_BLOCK_COLOUR = "#3182bd"
 
 _COLOURS = {
     "input": "#d9d9d9",
@@ -59,65 +73,239 @@ def _suffix(config: Mapping[str, Any]) -> str:
 
 def node_label(node: Node) -> str:
     """A short label of one layer, e.g. ``conv 3x3 32ch s2 relu`` or ``MBConv6 5x5 24ch SE``."""
-    c = node.config
-    if node.op in ("conv", "sep_conv"):
-        return f"{node.op}{_kernel(c)} {c['channels']}ch{_suffix(c)}"
-    if node.op == "mbconv":
+    return _label(node.op, node.config)
+
+
+def _label(op: str, c: Mapping[str, Any]) -> str:
+    """:func:`node_label` of ``op`` with config ``c``; without ``channels`` (a folded block whose
+    width differs by stage) it leaves them out."""
+    ch = f" {c['channels']}ch" if "channels" in c else ""
+    if op in ("conv", "sep_conv"):
+        return f"{op}{_kernel(c)}{ch}{_suffix(c)}"
+    if op == "mbconv":
         se = " SE" if c.get("se", 0.0) > 0 else ""
-        return f"MBConv{c['expand']}{_kernel(c)} {c['channels']}ch{_suffix(c)}{se}"
-    if node.op in ("avg_pool", "max_pool"):
-        return f"{node.op}{_kernel(c)}{_suffix(c)}"
-    if node.op == "linear":
+        return f"MBConv{c['expand']}{_kernel(c)}{ch}{_suffix(c)}{se}"
+    if op in ("avg_pool", "max_pool"):
+        return f"{op}{_kernel(c)}{_suffix(c)}"
+    if op == "linear":
         return f"linear {c['features']}{_suffix(c)}"
-    if node.op == "global_pool":
+    if op == "global_pool":
         return f"global {c['mode']} pool"
-    if node.op == "dropout":
+    if op == "dropout":
         return f"dropout p={c['p']:g}"
-    if node.op == "batchnorm":
+    if op == "batchnorm":
         return f"batchnorm{_suffix(c)}"
-    return node.op
+    return op
 
 
 def layers(spec: ArchitectureSpec) -> list[list[str]]:
-    """Node ids by layer (longest-path depth), each layer ordered by barycentre."""
-    depth: dict[str, int] = {}
-    for node_id in spec.topological_order:
-        inputs = spec.inputs(node_id)
-        depth[node_id] = 1 + max((depth[i] for i in inputs), default=-1)
-    out: list[list[str]] = [[] for _ in range(max(depth.values()) + 1)]
-    for node_id in spec.topological_order:
-        out[depth[node_id]].append(node_id)
-    position: dict[str, float] = {}
-    for layer in out:
-        order = {n: i for i, n in enumerate(layer)}
+    """Node ids by layer (longest-path depth) in drawing order, as in the unfolded diagram."""
+    rows, _ = order_layers(spec.topological_order, list(spec.edges))
+    return [[n for n in row if not n.startswith("\0")] for row in rows]
 
-        def key(n: str, order: dict[str, int] = order) -> tuple[float, int]:
-            ins = [position[i] for i in spec.inputs(n)]
-            return (sum(ins) / len(ins) if ins else 0.0, order[n])
 
-        layer.sort(key=key)
-        for i, n in enumerate(layer):
-            position[n] = i - (len(layer) - 1) / 2
-    return out
+@dataclass(frozen=True)
+class _Box:
+    key: str
+    label: str
+    detail: str
+    title: str
+    fill: str
+    members: tuple[str, ...]
+    dashed: bool = False
+    block: bool = False  # a box of the folded block's kind
+
+    @property
+    def width(self) -> float:
+        text = max(_text_w(self.label, LABEL_PX), _text_w(self.detail, DETAIL_PX))
+        return max(64.0, text + 16)
+
+
+def _text_w(text: str, px: int) -> float:
+    return len(text) * px * _CHAR
+
+
+def _short(node_id: str, limit: int = 24) -> str:
+    return node_id if len(node_id) <= limit else "…" + node_id[-(limit - 1) :]
+
+
+def _shape(spec: ArchitectureSpec, node_id: str) -> str:
+    return "x".join(str(s) for s in spec.shape(node_id))
+
+
+def _node_box(spec: ArchitectureSpec, node: Node) -> _Box:
+    config = ", ".join(f"{k}={v}" for k, v in node.config.items())
+    return _Box(
+        key=node.id,
+        label=node_label(node),
+        detail=f"{_short(node.id)} · {_shape(spec, node.id)}",
+        title=f"{node.id}: {node.op}({config}) -> {_shape(spec, node.id)}",
+        fill=_COLOURS.get(node.op, "#ffffff"),
+        members=(node.id,),
+        dashed=node.op in ("zero", "identity"),
+    )
+
+
+def _block_name(block: Block) -> str:
+    return re.sub(r"\d+$", "", block.key.split("/")[1]) or block.key
+
+
+def _run_box(spec: ArchitectureSpec, run: tuple[Block, ...], shown: bool) -> _Box:
+    first, last = run[0], run[-1]
+    name = _block_name(first)
+    label = f"{len(run)} \u00d7 {name}" if len(run) > 1 else name
+    if not shown:
+        label += f" ({len(first.members)} nodes)"
+    stages = dict.fromkeys(b.key.split("/")[0] for b in run)
+    where = "\u2013".join([*stages][:: max(len(stages) - 1, 1)])
+    lines = [f"{b.key}: " + ", ".join(node_label(spec.node(m)) for m in b.members) for b in run]
+    return _Box(
+        key=first.key,
+        label=label,
+        detail=f"{where} · {_shape(spec, last.exit)}",
+        title="\n".join(lines),
+        fill="#deebf7" if shown else "#f2f2f2",
+        members=tuple(m for b in run for m in b.members),
+        block=shown,
+    )
+
+
+def _skeleton(spec: ArchitectureSpec, folded: Folded) -> tuple[list[_Box], list[tuple[str, str]]]:
+    shown_kind = folded.kind[folded.shown[0].key]
+    boxes = [
+        _node_box(spec, spec.node(item))
+        if isinstance(item, str)
+        else _run_box(spec, item, folded.kind[item[0].key] == shown_kind)
+        for item in folded.skeleton
+    ]
+    return boxes, [(boxes[a].key, boxes[b].key) for a, b in folded.edges]
+
+
+def _block_view(
+    spec: ArchitectureSpec, shown: list[Block]
+) -> tuple[list[_Box], list[tuple[str, str]], str]:
+    """The repeated block drawn once, and its heading."""
+    first = shown[0]
+    name = _block_name(first)
+    prefix = "block-view:"
+    boxes = [_Box(prefix + BLOCK_INPUT, f"{name} input", "", "the block's input", "#d9d9d9", ())]
+    for m in first.members:
+        leaf = first.leaf(m)
+        node = spec.node(m)
+        same = len({spec.node(f"{b.key}/{leaf}").config.get("channels") for b in shown}) == 1
+        config = node.config if same else {k: v for k, v in node.config.items() if k != "channels"}
+        box = _node_box(spec, node)
+        boxes.append(
+            _Box(
+                prefix + leaf,
+                _label(node.op, config),
+                leaf + (" · output" if m == first.exit else ""),
+                box.title,
+                box.fill,
+                tuple(f"{b.key}/{leaf}" for b in shown),
+                box.dashed,
+            )
+        )
+    edges = [
+        (prefix + (BLOCK_INPUT if p == first.source else first.leaf(p)), prefix + first.leaf(m))
+        for m in first.members
+        for p in spec.inputs(m)
+    ]
+    heading = f"{name}, drawn once ({len(shown)} in the network"
+    channels = sorted({spec.shape(b.exit)[0] for b in shown})
+    if len(channels) > 1:
+        heading += "; " + "/".join(map(str, channels)) + " channels by stage"
+    return boxes, edges, heading + ")"
+
+
+def _draw_box(parts: list[str], box: _Box, x: float, y: float) -> None:
+    stroke = f'stroke="{_BLOCK_COLOUR}" stroke-width="2"' if box.block else 'stroke="#333"'
+    dash = ' stroke-dasharray="4 3"' if box.dashed else ""
+    cx = x + box.width / 2
+    label_y = y + (16 if box.detail else BOX_H / 2 + LABEL_PX * 0.35)
+    weight = ' font-weight="bold"' if box.block else ""
+    parts += [
+        f'<g class="node" id={quoteattr(box.key)} data-members={quoteattr(" ".join(box.members))}>'
+        f"<title>{escape(box.title)}</title>",
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{box.width:.1f}" height="{BOX_H:.0f}" rx="6" '
+        f'fill="{box.fill}" {stroke}{dash}/>',
+        f'<text x="{cx:.1f}" y="{label_y:.1f}" font-size="{LABEL_PX}" text-anchor="middle"'
+        f"{weight}>{escape(box.label)}</text>",
+    ]
+    if box.detail:
+        parts.append(
+            f'<text x="{cx:.1f}" y="{y + 30:.1f}" font-size="{DETAIL_PX}" fill="#444" '
+            f'text-anchor="middle">{escape(box.detail)}</text>'
+        )
+    parts.append("</g>")
+
+
+def _path(points: Sequence[tuple[float, float]], dx: float, dy: float) -> str:
+    (x0, y0), rest = points[0], points[1:]
+    d = [f"M {x0 + dx:.1f} {y0 + dy:.1f}"]
+    for i, (x, y) in enumerate(rest):
+        px, py = points[i]
+        if x == px and i % 2 == 1:  # through a dummy: straight down
+            d.append(f"L {x + dx:.1f} {y + dy:.1f}")
+        else:
+            mid = (py + y) / 2 + dy
+            d.append(
+                f"C {px + dx:.1f} {mid:.1f}, {x + dx:.1f} {mid:.1f}, {x + dx:.1f} {y + dy:.1f}"
+            )
+    return " ".join(d)
+
+
+def _draw_panel(parts: list[str], lay: Layout, boxes: list[_Box], dx: float, dy: float) -> None:
+    for points in lay.routes:
+        parts.append(
+            f'<path class="edge" d="{_path(points, dx, dy)}" fill="none" stroke="#555" '
+            'stroke-width="1.2" marker-end="url(#arrow)"/>'
+        )
+    for box in boxes:
+        x, y, _, _ = lay.rects[box.key]
+        _draw_box(parts, box, x + dx, y + dy)
+
+
+def _panel(boxes: list[_Box], edges: list[tuple[str, str]]) -> Layout:
+    return layout([b.key for b in boxes], {b.key: b.width for b in boxes}, edges)
 
 
 def architecture_svg(spec: ArchitectureSpec, *, title: str | None = None) -> str:
     """The SVG text of ``spec`` drawn top (input) to bottom (output).
 
     Each box shows the layer's label (:func:`node_label`), its id and output shape; hovering a
-    box shows its full config.
+    box shows its full config. A spec with a repeated block is drawn folded (module docstring).
     """
-    rows = layers(spec)
-    width = max(len(r) for r in rows) * (_BOX_W + _GAP_X) - _GAP_X + 2 * _MARGIN
-    width += _LANE * (_LANES + 1)  # room for the side lanes
-    top = _MARGIN + (28 if title else 0)
-    height = top + len(rows) * (_BOX_H + _GAP_Y) - _GAP_Y + _MARGIN
-    centre: dict[str, tuple[float, float]] = {}
-    for r, row in enumerate(rows):
-        row_w = len(row) * (_BOX_W + _GAP_X) - _GAP_X
-        x0 = (width - _LANE * (_LANES + 1) - row_w) / 2
-        for i, n in enumerate(row):
-            centre[n] = (x0 + i * (_BOX_W + _GAP_X) + _BOX_W / 2, top + r * (_BOX_H + _GAP_Y))
+    folded = fold(spec)
+    top = _MARGIN + (_TITLE_PX + 12 if title else 0)
+    if folded is None:
+        boxes = [_node_box(spec, n) for n in spec.nodes]
+        main_edges = list(spec.edges)
+    else:
+        boxes, main_edges = _skeleton(spec, folded)
+    main = _panel(boxes, main_edges)
+    width, height = _MARGIN + main.width + _MARGIN, top + main.height + _MARGIN
+    body: list[str] = []
+    _draw_panel(body, main, boxes, _MARGIN, top)
+    if folded is not None:
+        cell_boxes, cell_edges, heading = _block_view(spec, folded.shown)
+        cell = _panel(cell_boxes, cell_edges)
+        inner = max(cell.width, _text_w(heading, _HEADING_PX))
+        fx, fw = width - _MARGIN + _PANEL_GAP, inner + 2 * _PAD
+        fh = _HEADING_PX + 14 + cell.height + 2 * _PAD
+        body.append(
+            f'<rect class="block-frame" x="{fx:.1f}" y="{top:.1f}" width="{fw:.1f}" '
+            f'height="{fh:.1f}" rx="8" fill="#f7fbff" stroke="{_BLOCK_COLOUR}" stroke-width="2"/>'
+        )
+        body.append(
+            f'<text x="{fx + _PAD:.1f}" y="{top + _PAD + _HEADING_PX:.1f}" '
+            f'font-size="{_HEADING_PX}" font-weight="bold" fill="{_BLOCK_COLOUR}">'
+            f"{escape(heading)}</text>"
+        )
+        cx = fx + _PAD + (inner - cell.width) / 2
+        _draw_panel(body, cell, cell_boxes, cx, top + _PAD + _HEADING_PX + 14)
+        width = fx + fw + _MARGIN
+        height = max(height, top + fh + _MARGIN)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans, Arial, sans-serif">',
@@ -128,48 +316,8 @@ def architecture_svg(spec: ArchitectureSpec, *, title: str | None = None) -> str
     ]
     if title:
         parts.append(
-            f'<text x="{_MARGIN}" y="{_MARGIN + 14}" font-size="15" font-weight="bold">'
-            f"{escape(title)}</text>"
+            f'<text x="{_MARGIN}" y="{_MARGIN + _TITLE_PX:.0f}" font-size="{_TITLE_PX}" '
+            f'font-weight="bold">{escape(title)}</text>'
         )
-    level = {n: r for r, row in enumerate(rows) for n in row}
-    right = [centre[row[-1]][0] + _BOX_W / 2 for row in rows]
-    lane = 0
-    for src, dst in spec.edges:
-        (x1, y1), (x2, y2) = centre[src], centre[dst]
-        if level[dst] - level[src] == 1:
-            y1, mid = y1 + _BOX_H, (y1 + _BOX_H + y2) / 2
-            d = f"M {x1:.1f} {y1:.1f} C {x1:.1f} {mid:.1f}, {x2:.1f} {mid:.1f}, {x2:.1f} {y2:.1f}"
-        else:  # a long edge goes round the right of the layers it skips
-            x = max(right[level[src] : level[dst] + 1]) + _LANE * (1 + lane % _LANES)
-            lane += 1
-            a, b = x1 + _BOX_W / 2, x2 + _BOX_W / 2
-            ya, yb = y1 + _BOX_H / 2, y2 + _BOX_H / 2
-            d = (
-                f"M {a:.1f} {ya:.1f} C {x:.1f} {ya:.1f}, {x:.1f} {ya:.1f}, {x:.1f} {ya + 12:.1f} "
-                f"L {x:.1f} {yb - 12:.1f} C {x:.1f} {yb:.1f}, {x:.1f} {yb:.1f}, {b:.1f} {yb:.1f}"
-            )
-        parts.append(
-            f'<path d="{d}" fill="none" stroke="#555" stroke-width="1.2" '
-            'marker-end="url(#arrow)"/>'
-        )
-    for node in spec.nodes:
-        x, y = centre[node.id]
-        shape = "x".join(str(s) for s in spec.shape(node.id))
-        config = ", ".join(f"{k}={v}" for k, v in node.config.items())
-        dash = ' stroke-dasharray="4 3"' if node.op in ("zero", "identity") else ""
-        parts += [
-            f'<g class="node" id="{escape(node.id)}"><title>'
-            f"{escape(node.id)}: {escape(node.op)}({escape(config)}) -> {shape}</title>",
-            f'<rect x="{x - _BOX_W / 2:.1f}" y="{y:.1f}" width="{_BOX_W}" height="{_BOX_H}" '
-            f'rx="6" fill="{_COLOURS.get(node.op, "#ffffff")}" stroke="#333"{dash}/>',
-            f'<text x="{x:.1f}" y="{y + 17:.1f}" font-size="13" text-anchor="middle">'
-            f"{escape(node_label(node))}</text>",
-            f'<text x="{x:.1f}" y="{y + 33:.1f}" font-size="10" fill="#444" '
-            f'text-anchor="middle">{escape(_short(node.id))} · {shape}</text></g>',
-        ]
-    parts.append("</svg>")
+    parts += [*body, "</svg>"]
     return "\n".join(parts) + "\n"
-
-
-def _short(node_id: str, limit: int = 24) -> str:
-    return node_id if len(node_id) <= limit else "…" + node_id[-(limit - 1) :]
