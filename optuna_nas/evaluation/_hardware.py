@@ -44,10 +44,9 @@ def check_device(device: str | torch.device) -> torch.device:
     """
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as error:
+    except (RuntimeError, TypeError, ValueError):
         raise ValueError(
-            f"`device` must name a torch device such as 'cpu' or 'cuda:0', but got {device!r} "
-            f"({error})."
+            f"`device` must name a torch device such as 'cpu' or 'cuda:0', but got {device!r}."
         ) from None
     if resolved.type == "cpu":
         return torch.device("cpu")
