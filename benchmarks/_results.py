@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+import platform
+from typing import Any
 
 
 def write_section(path: Path, section: str) -> None:
@@ -19,3 +22,20 @@ def write_section(path: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """The machine and versions a result was measured with (``extra`` adds fields)."""
+    import optuna
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "optuna": optuna.__version__,
+        **extra,
+    }

@@ -24,12 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import platform
 import statistics
 import sys
 import time
 from typing import Any
 
+from _results import machine
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
@@ -240,13 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for row in speed(d, repeats)
         ],
         "accuracy": accuracy(data, epochs, [0] if args.smoke else [0, 1]),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
     }
     if not args.smoke:
         args.out.mkdir(parents=True, exist_ok=True)

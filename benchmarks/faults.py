@@ -47,7 +47,6 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-import platform
 import random
 import signal
 import statistics
@@ -58,11 +57,11 @@ import time
 from typing import Any
 import uuid
 
+from _results import machine
 import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import sqlalchemy as sa
-import torch
 
 from optuna_nas.evaluation._supernet_evaluator import ATTR_PREFIX
 from optuna_nas.storage import DUPLICATE_OF
@@ -605,15 +604,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "summary": rows,
         "rounds": results,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "optuna": optuna.__version__,
-            "postgresql": postgres,
-        },
+        "machine": machine(postgresql=postgres),
     }
     out = args.out if args.smoke or args.out else ROOT / "benchmarks" / "results"
     if out is not None:

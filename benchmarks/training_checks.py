@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from optuna_nas.spaces import ChainSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from _results import machine  # noqa: E402
 from data_loading import ARCH  # noqa: E402  (the same network as the data benchmark)
 
 
@@ -192,13 +192,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "checkpoint": checkpoint_overhead(
             data, 2 if args.smoke else 5, 1 if args.smoke else args.repeats
         ),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": machine(),
     }
     if not args.smoke:
         args.out.mkdir(parents=True, exist_ok=True)

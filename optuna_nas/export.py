@@ -30,6 +30,7 @@ from optuna_nas.data import make_loader
 from optuna_nas.evaluation import FullTraining
 from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import evaluate_accuracy
+from optuna_nas.evaluation import isolated_rng
 from optuna_nas.nn import build_model
 from optuna_nas.report._hypervolume import feasible_complete_trials
 from optuna_nas.report._hypervolume import pareto_front
@@ -215,7 +216,6 @@ def export_trial(
     spec = stored_spec(trial)
     if spec is None:
         raise ValueError(f"trial {trial.number} of study {study.study_name!r} stores no spec.")
-    torch.manual_seed(seed)
     test_accuracy = None
     if retrain_epochs is not None:
         splits = data if data is not None else load_study_data(study, seed=seed, root=data_root)
@@ -238,7 +238,8 @@ def export_trial(
         epochs = f"{retrain_epochs} epoch" + ("s" if retrain_epochs > 1 else "")
         weights = f"retrained from scratch for {epochs} on {splits.name!r}"
     else:
-        model = build_model(spec)
+        with isolated_rng(seed):  # the same weights as torch.manual_seed(seed) + a build
+            model = build_model(spec)
         artifact_id = trial.user_attrs.get(WEIGHTS_ATTR)
         if artifact_id is not None and artifact_store is not None:
             state = download_state(

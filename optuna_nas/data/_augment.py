@@ -78,11 +78,13 @@ class RandomCropFlip(BatchTransform):
         if p > 0:
             offsets = torch.randint(0, 2 * p + 1, (2, n), generator=generator)
             padded = F.pad(images, (p, p, p, p))
-            if any(f != 0.0 for f in self.fill):
-                border = torch.ones((1, 1, h + 2 * p, w + 2 * p), dtype=torch.bool)
-                border[..., p : p + h, p : p + w] = False
-                fill = torch.tensor(self.fill, dtype=images.dtype).view(1, -1, 1, 1)
-                padded = torch.where(border.to(images.device), fill.to(images.device), padded)
+            if any(f != 0.0 for f in self.fill):  # the four border strips, in place
+                fill = torch.tensor(self.fill, dtype=images.dtype, device=images.device)
+                fill = fill.view(1, -1, 1, 1)
+                padded[..., :p, :] = fill
+                padded[..., -p:, :] = fill
+                padded[..., :, :p] = fill
+                padded[..., :, -p:] = fill
             dy, dx = offsets.to(images.device)
             rows = (dy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
             cols = (dx[:, None] + torch.arange(w, device=images.device))[:, None, None, :]
