@@ -33,6 +33,7 @@ from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
 from optuna_nas.data import make_loader
 from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.evaluation import check_device
 from optuna_nas.evaluation import evaluate_accuracy
 from optuna_nas.evaluation import isolated_rng
 from optuna_nas.evaluation import train_model
@@ -40,6 +41,7 @@ from optuna_nas.nn import build_model
 from optuna_nas.spaces import ChainSpace
 
 ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _results import machine  # noqa: E402
 from data_loading import ARCH  # noqa: E402  (the same network as the data benchmark)
@@ -55,30 +57,37 @@ def _model(data: DataSplits, seed: int) -> torch.nn.Module:
 
 
 def _train(
-    data: DataSplits, seed: int, config: TrainingConfig, checkpoint: Any = None
+    data: DataSplits,
+    seed: int,
+    config: TrainingConfig,
+    checkpoint: Any = None,
+    device: torch.device = CPU,
 ) -> tuple[torch.nn.Module, Any]:
     model = _model(data, seed)
     result = train_model(
         model,
-        make_loader(data, "train", seed=seed),
-        make_loader(data, "val"),
+        make_loader(data, "train", seed=seed, device=device),
+        make_loader(data, "val", device=device),
         config=config,
+        device=device,
         seed=seed,
         checkpoint=checkpoint,
     )
     return model, result
 
 
-def precision(data: DataSplits, epochs: int, seeds: list[int]) -> list[dict[str, Any]]:
+def precision(
+    data: DataSplits, epochs: int, seeds: list[int], device: torch.device = CPU
+) -> list[dict[str, Any]]:
     rows = []
     for seed in seeds:
         for name in ("fp32", "bf16"):
             config = TrainingConfig(epochs=epochs, precision=name)  # type: ignore[arg-type]
-            model, result = _train(data, seed, config)
+            model, result = _train(data, seed, config, device=device)
             test = evaluate_accuracy(
                 model,
-                make_loader(data, "test"),
-                device="cpu",
+                make_loader(data, "test", device=device),
+                device=device,
                 precision=name,  # type: ignore[arg-type]
             )
             rows.append(
@@ -93,7 +102,7 @@ def precision(data: DataSplits, epochs: int, seeds: list[int]) -> list[dict[str,
     return rows
 
 
-class _Timed:
+class Timed:
     """A checkpoint that times its own save and load calls."""
 
     def __init__(self, inner: TrialCheckpoint) -> None:
@@ -126,11 +135,11 @@ def checkpoint_overhead(data: DataSplits, epochs: int, repeats: int) -> dict[str
         store = FileSystemArtifactStore(tmp)
         for _ in range(repeats):
             trial = study.ask()
-            timed = _Timed(TrialCheckpoint(trial, store))
+            timed = Timed(TrialCheckpoint(trial, store))
             _, result = _train(data, 0, config, timed)
             epoch_seconds.append(result.train_seconds / result.epochs_run)
             saves += timed.saves
-            resumed = _Timed(TrialCheckpoint(trial, store))  # loads epoch epochs-1, runs one
+            resumed = Timed(TrialCheckpoint(trial, store))  # loads epoch epochs-1, runs one
             _train(data, 0, config, resumed)
             loads.append(resumed.loads[0])
             resumed.inner.discard()
@@ -149,12 +158,19 @@ def checkpoint_overhead(data: DataSplits, epochs: int, repeats: int) -> dict[str
 
 def section(result: dict[str, Any]) -> str:
     m = result["machine"]
+    on_gpu = result.get("device", "cpu") != "cpu"
+    where = f"{m.get('gpu')} ({result['device']})" if on_gpu else m["processor"] or m["platform"]
+    command = "python benchmarks/training_checks.py" + (
+        f" --device {result['device']} --seeds {len(result['precision']) // 2} --no-checkpoint"
+        if on_gpu
+        else ""
+    )
     lines = [
-        "## Training path: bf16 accuracy and checkpoint overhead",
+        "## Training path: bf16 accuracy"
+        + (f" on the GPU ({m.get('gpu')})" if on_gpu else " and checkpoint overhead"),
         "",
-        f"`python benchmarks/training_checks.py` on {result['data']}, the data benchmark's chain "
-        f"network, {result['epochs']} epochs, {m['processor'] or m['platform']}, torch "
-        f"{m['torch']}, {m['threads']} thread(s).",
+        f"`{command}` on {result['data']}, the data benchmark's chain network, "
+        f"{result['epochs']} epochs, {where}, torch {m['torch']}, {m['threads']} thread(s).",
         "",
         "| precision | seed | val accuracy | test accuracy | s/epoch |",
         "|---|---|---|---|---|",
@@ -164,42 +180,75 @@ def section(result: dict[str, Any]) -> str:
             f"| {r['precision']} | {r['seed']} | {r['val_accuracy']:.4f} | "
             f"{r['test_accuracy']:.4f} | {r['seconds_per_epoch']:.2f} |"
         )
-    c = result["checkpoint"]
+    gaps = precision_gaps(result["precision"])
     lines += [
         "",
-        f"Per-epoch checkpoint of a trial in a SQLite study into a FileSystemArtifactStore, "
-        f"timed inside {c['repeats']} runs of {c['epochs']} epochs: a save takes "
-        f"{c['save_seconds'] * 1000:.1f} ms (median), a resume's load "
-        f"{c['load_seconds'] * 1000:.1f} ms, an epoch {c['seconds_per_epoch']:.2f} s: "
-        f"**{c['overhead_fraction']:.2%} of an epoch** per save (target: at most 5%).",
+        f"bf16 minus fp32, in points, per seed: val {gaps['val']}, test {gaps['test']}; "
+        f"mean val {gaps['mean_val']:+.2f}, mean test {gaps['mean_test']:+.2f} "
+        "(target: within 0.5).",
     ]
+    c = result.get("checkpoint")
+    if c is not None:
+        lines += [
+            "",
+            f"Per-epoch checkpoint of a trial in a SQLite study into a FileSystemArtifactStore, "
+            f"timed inside {c['repeats']} runs of {c['epochs']} epochs: a save takes "
+            f"{c['save_seconds'] * 1000:.1f} ms (median), a resume's load "
+            f"{c['load_seconds'] * 1000:.1f} ms, an epoch {c['seconds_per_epoch']:.2f} s: "
+            f"**{c['overhead_fraction']:.2%} of an epoch** per save (target: at most 5%).",
+        ]
     return "\n".join(lines)
+
+
+def precision_gaps(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """bf16 minus fp32 accuracy per seed, in points, and their means."""
+    by = {(r["precision"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    val = [100 * (by["bf16", s]["val_accuracy"] - by["fp32", s]["val_accuracy"]) for s in seeds]
+    test = [100 * (by["bf16", s]["test_accuracy"] - by["fp32", s]["test_accuracy"]) for s in seeds]
+    return {
+        "val": ", ".join(f"{g:+.1f}" for g in val),
+        "test": ", ".join(f"{g:+.1f}" for g in test),
+        "mean_val": statistics.mean(val),
+        "mean_test": statistics.mean(test),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="digits, 1 epoch, 1 seed")
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0 .. N-1 (default 2)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--no-checkpoint", action="store_true", help="bf16 accuracy only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    device = check_device(args.device)
     data = load_digits() if args.smoke else load_mnist_5k()
     epochs = 1 if args.smoke else args.epochs
+    seeds = [0] if args.smoke else list(range(args.seeds))
     result: dict[str, Any] = {
         "data": data.name,
         "epochs": epochs,
-        "precision": precision(data, epochs, [0] if args.smoke else [0, 1]),
-        "checkpoint": checkpoint_overhead(
-            data, 2 if args.smoke else 5, 1 if args.smoke else args.repeats
+        "device": str(device),
+        "precision": precision(data, epochs, seeds, device),
+        "machine": machine(
+            **({"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {})
         ),
-        "machine": machine(),
     }
+    if not args.no_checkpoint:
+        result["checkpoint"] = checkpoint_overhead(
+            data, 2 if args.smoke else 5, 1 if args.smoke else args.repeats
+        )
     if not args.smoke:
+        name = "training_checks" if device.type == "cpu" else "training_checks_gpu"
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "training_checks.json").write_text(json.dumps(result, indent=1) + "\n")
-        from _results import write_section
+        (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        if device.type == "cpu":  # GPU sections are written where the GPU's results land.
+            from _results import write_section
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+            write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
     print(section(result))
     return result
 
