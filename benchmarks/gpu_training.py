@@ -35,8 +35,8 @@ candidate at least that long and compiling pays off.
     python benchmarks/gpu_training.py --device cpu   # small sizes, under a minute
 
 ``--device cpu`` runs C=8, N=1, batch 64 and compiles with mode ``"default"`` (CUDA graphs
-need CUDA). Results go to ``benchmarks/results/gpu_training.json``; the markdown table for
-``benchmarks/RESULTS.md`` is printed, not written.
+need CUDA). Results go to ``benchmarks/results/gpu_training.json`` (``gpu_training_cpu.json``
+for the CPU mode); the markdown table for ``benchmarks/RESULTS.md`` is printed, not written.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     saved = 1 / ips["library_bf16_eager"] - 1 / ips["library_best"]
     images = extra / saved if saved > 0 else None
     result = {
-        "command": "python benchmarks/gpu_training.py " + " ".join(argv or sys.argv[1:]),
+        "command": f"python benchmarks/gpu_training.py --device {args.device}",
         "wall_seconds": time.perf_counter() - wall,
         "device": str(device),
         "settings": {
@@ -374,9 +374,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine(device),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_training.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / json_name(device)).write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
     return result
+
+
+def json_name(device: torch.device) -> str:
+    """The results file: ``gpu_training.json`` for a GPU run, ``gpu_training_cpu.json`` else."""
+    return "gpu_training.json" if device.type == "cuda" else "gpu_training_cpu.json"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -384,7 +389,8 @@ def table(result: dict[str, Any]) -> str:
     rows = [
         f"## GPU training throughput ({result['device']})",
         "",
-        f"`{result['command'].strip()}` → `benchmarks/results/gpu_training.json`",
+        f"`{result['command'].strip()}` → "
+        f"`benchmarks/results/{json_name(torch.device(result['device']))}`",
         "",
         "| run | images/s | x fp32 default | first-epoch extra s | peak MiB | TFLOP/s | of peak |",
         "|---|---|---|---|---|---|---|",

@@ -106,7 +106,9 @@ class Timed:
     """A checkpoint that times its own save and load calls."""
 
     def __init__(self, inner: TrialCheckpoint) -> None:
-        self.inner, self.saves, self.loads = inner, [], []  # type: list[float]
+        self.inner = inner
+        self.saves: list[float] = []
+        self.loads: list[float] = []
 
     def load(self) -> Any:
         start = time.perf_counter()
