@@ -82,13 +82,13 @@ def precision(
     rows = []
     for seed in seeds:
         for name in ("fp32", "bf16"):
-            config = TrainingConfig(epochs=epochs, precision=name)  # type: ignore[arg-type]
+            config = TrainingConfig(epochs=epochs, precision=name)
             model, result = _train(data, seed, config, device=device)
             test = evaluate_accuracy(
                 model,
                 make_loader(data, "test", device=device),
                 device=device,
-                precision=name,  # type: ignore[arg-type]
+                precision=name,
             )
             rows.append(
                 {
