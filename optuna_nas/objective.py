@@ -277,6 +277,8 @@ class NASObjective:
         if self.artifact_store is not None and self.evaluator.supports_checkpoints:
             checkpoint = TrialCheckpoint(trial, self.artifact_store)
             extra["checkpoint"] = checkpoint
+        if self.evaluator.supports_params:
+            extra["params"] = dict(trial.params)
         try:
             with self._out_of_memory_fails(trial, "evaluating"), self._data_error_recorded(trial):
                 return self.evaluator.evaluate(spec, report=report, seed=seed, **extra)

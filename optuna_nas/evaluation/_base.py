@@ -73,6 +73,11 @@ class Evaluator(abc.ABC):
     keeps the training state in the study's artifact store, so a killed trial's retry resumes
     from its last epoch."""
 
+    supports_params: ClassVar[bool] = False
+    """True for evaluators whose ``evaluate`` takes ``params=`` (the trial's sampled params, a
+    dict): the pipeline then passes them, so an evaluator that learns from params (a
+    performance predictor) need not look the candidate up in the study."""
+
     def attach(self, study: optuna.Study) -> None:  # noqa: B027 - optional hook
         """Called by the pipeline with the study before each evaluation; default: nothing."""
 
