@@ -16,6 +16,15 @@ last slot in a photo finish with another worker is never evaluated: it ends ``FA
 ``system_attrs["optuna_nas:surplus"]`` (at most one per worker and only in that race; it
 counts as neither finished nor lost).
 
+With heartbeats, every worker also fails stale trials in a background thread (every half
+heartbeat interval), not only between its own trials as ``Study.optimize`` does, so a trial
+whose worker was killed is failed (and its retry enqueued) within about two heartbeats plus
+the grace period even while this worker trains a long trial. A worker that sees the study
+finished does not leave at once while trials are still ``RUNNING``: it waits, failing stale
+trials, until none is left or the grace period plus a heartbeat has passed (a trial killed
+while it waited for a slot would otherwise stay ``RUNNING`` for ever), and then fails the
+retries queued for such trials (``WAITING``, unrun, no longer needed) as surplus.
+
 Without heartbeats a running trial might belong to a dead worker forever, so nothing is waited
 for: the run stops once the study holds ``n_trials`` finished trials, as Optuna's
 ``MaxTrialsCallback`` does, and concurrent workers may overshoot by up to one trial each.
@@ -24,7 +33,10 @@ for: the run stops once the study holds ``n_trials`` finished trials, as Optuna'
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
+import contextlib
+import threading
 import time
 from typing import Any
 import warnings
@@ -44,6 +56,8 @@ SLOT_ATTR = "optuna_nas:slot"
 SURPLUS_ATTR = "optuna_nas:surplus"
 
 Objective = Callable[[optuna.Trial], Any]
+
+_logger = optuna.logging.get_logger(__name__)
 
 
 class _Surplus(RuntimeError):
@@ -106,34 +120,40 @@ def run_study(
     wrapped = _stop_on_setup_error(
         _with_slot(objective, n_trials, poll_interval) if slots else objective, bad_setup
     )
-    ran = failures = 0
-    last: list[FrozenTrial] = []
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in FINISHED for t in trials)
-        if finished >= n_trials or (deadline is not None and time.monotonic() >= deadline):
-            return ran
-        if slots and finished + sum(_holds_slot(t) for t in trials) >= n_trials:
-            _fail_stale(study)
-            time.sleep(poll_interval)
-            continue
-        study.optimize(
-            wrapped,
-            n_trials=1,
-            catch=(*catch, CandidateFailed, _Surplus),
-            callbacks=[lambda _, t: last.append(t), *callbacks],
-        )
-        ran += 1
-        if bad_setup:  # the set-up's fault: every further trial would fail the same way
-            raise bad_setup[0]
-        if last[-1].system_attrs.get(SURPLUS_ATTR):
-            continue  # the loop's check sees the study finished (or a slot freed meanwhile)
-        failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
-        if failures >= max_consecutive_failures:
-            raise RuntimeError(
-                f"{failures} trials of this worker failed in a row (the last is trial "
-                f"{last[-1].number}; see the log for its error); stopping."
+    watcher = _failing_stale_trials(study) if slots else contextlib.nullcontext()
+    with watcher:
+        ran = failures = 0
+        last: list[FrozenTrial] = []
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            if deadline is not None and time.monotonic() >= deadline:
+                return ran
+            if finished >= n_trials:
+                if slots:
+                    _settle(study, poll_interval)
+                return ran
+            if slots and finished + sum(_holds_slot(t) for t in trials) >= n_trials:
+                _fail_stale(study)
+                time.sleep(poll_interval)
+                continue
+            study.optimize(
+                wrapped,
+                n_trials=1,
+                catch=(*catch, CandidateFailed, _Surplus),
+                callbacks=[lambda _, t: last.append(t), *callbacks],
             )
+            ran += 1
+            if bad_setup:  # the set-up's fault: every further trial would fail the same way
+                raise bad_setup[0]
+            if last[-1].system_attrs.get(SURPLUS_ATTR):
+                continue  # the loop's check sees the study finished (or a slot freed meanwhile)
+            failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
+            if failures >= max_consecutive_failures:
+                raise RuntimeError(
+                    f"{failures} trials of this worker failed in a row (the last is trial "
+                    f"{last[-1].number}; see the log for its error); stopping."
+                )
 
 
 def _stop_on_setup_error(objective: Objective, found: list[SetupError]) -> Objective:
@@ -202,6 +222,73 @@ def _claim_slot(trial: optuna.Trial, n_trials: int, poll_interval: float) -> boo
                 return True
         _fail_stale(study)
         time.sleep(poll_interval)
+
+
+def _stale_after(study: optuna.Study) -> float:
+    """Seconds without a heartbeat after which ``study``'s storage fails a running trial."""
+    storage: Any = study._storage
+    interval = storage.get_heartbeat_interval()
+    grace = getattr(storage, "grace_period", None)  # RDBStorage, JournalHeartbeatStorage
+    if grace is None and hasattr(storage, "_backend"):  # Optuna's _CachedStorage over an RDB
+        grace = getattr(storage._backend, "grace_period", None)
+    return float(grace if grace is not None else 2 * interval)
+
+
+@contextlib.contextmanager
+def _failing_stale_trials(study: optuna.Study) -> Iterator[None]:
+    """Fail stale trials every half heartbeat interval in a background thread meanwhile."""
+    period = study._storage.get_heartbeat_interval() / 2  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(period):
+            try:
+                _fail_stale(study)
+            except Exception:  # a storage hiccup: the next round (or the main loop) retries
+                _logger.debug("failing stale trials failed; retrying later", exc_info=True)
+
+    thread = threading.Thread(target=watch, name="optuna-nas-stale-trials", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _settle(study: optuna.Study, poll_interval: float) -> None:
+    """Wait until no trial of the finished ``study`` is ``RUNNING`` (failing stale ones), at
+    most the grace period plus a heartbeat; then fail the unrun retries left ``WAITING``."""
+    interval = study._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
+    give_up = time.monotonic() + _stale_after(study) + interval + 2 * poll_interval
+    told = False
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            break
+        if time.monotonic() >= give_up:
+            _logger.warning(
+                f"The study has its trials, but trial(s) {[t.number for t in running]} are "
+                "still RUNNING with live heartbeats; leaving them to their workers."
+            )
+            return
+        if not told:
+            _logger.info(
+                f"The study has its trials; waiting for trial(s) {[t.number for t in running]} "
+                "still RUNNING (a worker killed meanwhile leaves one until its heartbeat is "
+                f"{_stale_after(study):.0f} s stale)."
+            )
+            told = True
+        _fail_stale(study)
+        time.sleep(poll_interval)
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if "failed_trial" not in t.system_attrs:
+            continue  # enqueued by the user, for a later, longer run: not ours to drop
+        # Take it as Study.ask would (only one process wins a WAITING trial), then fail it.
+        if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+            storage.set_trial_system_attr(t._trial_id, SURPLUS_ATTR, True)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _fail_stale(study: optuna.Study) -> None:

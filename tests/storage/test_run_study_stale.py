@@ -1,0 +1,88 @@
+"""``run_study`` and trials left RUNNING by dead workers, on a real SQLite file.
+
+A dead worker's trial is made the way a ``kill -9`` leaves it: ``study.ask()`` (RUNNING) with
+one heartbeat and none after. Heartbeat 1 s, grace 2 s: such a trial is stale 2 s after its
+last beat.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import time
+import warnings
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_nas.storage import open_storage
+from optuna_nas.storage import run_study
+from optuna_nas.storage._run import SURPLUS_ATTR
+
+
+def _study(tmp_path: Path) -> optuna.Study:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2)
+    return optuna.create_study(
+        storage=storage, study_name="s", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+
+
+def _dead_trial(study: optuna.Study) -> int:
+    """A RUNNING trial whose worker died: one heartbeat, then silence. Returns its number."""
+    with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize"
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+    return trial.number
+
+
+def test_a_finished_study_keeps_no_trial_of_a_dead_worker_running(tmp_path: Path) -> None:
+    # The dead worker was waiting for a slot (it never ran the objective) when the only other
+    # worker finished the study's one trial: before, that trial stayed RUNNING for ever.
+    study = _study(tmp_path)
+    dead = _dead_trial(study)
+    start = time.monotonic()
+    run_study(study, lambda t: t.suggest_float("x", 0, 1), n_trials=1, poll_interval=0.1)
+    waited = time.monotonic() - start
+
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[dead].state is TrialState.FAIL  # failed as stale before run_study returned
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == dead]
+    assert len(retries) == 1  # the retry callback queued its retry ...
+    (retry,) = retries
+    assert retry.state is TrialState.FAIL and retry.system_attrs[SURPLUS_ATTR]  # ... unrun
+    states = [t.state for t in trials.values()]
+    assert states.count(TrialState.COMPLETE) == 1
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert waited < 2 + 1 + 2 + 1  # at most grace + heartbeat + 2 polls, plus slack
+
+
+def test_user_enqueued_trials_stay_waiting_for_a_longer_run(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    run_study(study, lambda t: t.suggest_float("x", 0, 1), n_trials=1, poll_interval=0.1)
+    study.enqueue_trial({"x": 0.25})
+    run_study(study, lambda t: t.suggest_float("x", 0, 1), n_trials=1, poll_interval=0.1)
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["fixed_params"] == {"x": 0.25}
+    run_study(study, lambda t: t.suggest_float("x", 0, 1), n_trials=2, poll_interval=0.1)
+    assert [t.params["x"] for t in study.get_trials()][-1] == 0.25
+
+
+def test_a_dead_workers_trial_is_failed_while_this_worker_trains(tmp_path: Path) -> None:
+    # A lone rerun used to fail a stale trial only between its own trials, so detection lagged
+    # by a whole trial; the background check fails it within about grace + heartbeat.
+    study = _study(tmp_path)
+    dead = _dead_trial(study)
+    beat = time.time()
+
+    def slow(trial: optuna.Trial) -> float:
+        time.sleep(5.0)
+        return trial.suggest_float("x", 0, 1)
+
+    run_study(study, slow, n_trials=1, poll_interval=0.1)
+    trials = {t.number: t for t in study.get_trials()}
+    mine = next(t for t in trials.values() if t.state is TrialState.COMPLETE)
+    failed_at = trials[dead].datetime_complete
+    assert trials[dead].state is TrialState.FAIL and failed_at is not None
+    assert mine.datetime_complete is not None
+    assert failed_at < mine.datetime_complete  # failed while this worker's trial ran
+    assert failed_at.timestamp() - beat < 2 + 1 + 1  # grace + heartbeat, plus slack
