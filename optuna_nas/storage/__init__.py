@@ -1,7 +1,10 @@
 """Studies that survive: storages by URL, heartbeats, resume, many workers, deduplication.
 
-* :func:`open_storage` turns a URL (SQLite, PostgreSQL, MySQL, journal file, Redis) into an
-  Optuna storage with heartbeats, or fails once, clearly, creating nothing.
+* :func:`open_storage` turns a URL (SQLite, PostgreSQL, MySQL, journal file, Redis, gRPC
+  proxy) into an Optuna storage with heartbeats, or fails once, clearly, creating nothing.
+* :func:`start_storage_server` (``optuna-nas storage-server``) serves an RDB to many workers
+  through Optuna's gRPC storage proxy; workers open it as ``grpc://host:port``
+  (:class:`GrpcHeartbeatStorage`), with heartbeats and the claim board as on the RDB.
 * :func:`run_study` runs a study to a total number of finished trials: the same command
   starts it, resumes it after a crash and runs it from N workers at once.
 * :func:`find_or_claim` / :func:`copy_duplicate` make sure no architecture is evaluated twice,
@@ -30,6 +33,9 @@ from optuna_nas.storage._dedup import DUPLICATE_OF
 from optuna_nas.storage._dedup import DuplicateWaitTimeout
 from optuna_nas.storage._dedup import copy_duplicate
 from optuna_nas.storage._dedup import find_or_claim
+from optuna_nas.storage._grpc import GrpcHeartbeatStorage
+from optuna_nas.storage._grpc_server import StorageServer
+from optuna_nas.storage._grpc_server import start_storage_server
 from optuna_nas.storage._heartbeat import JournalHeartbeatStorage
 from optuna_nas.storage._jobs import JobLease
 from optuna_nas.storage._jobs import JobLost
@@ -48,10 +54,12 @@ __all__ = [
     "ArtifactMissing",
     "ClaimBoard",
     "DuplicateWaitTimeout",
+    "GrpcHeartbeatStorage",
     "JobLease",
     "JobLost",
     "JobOwner",
     "JournalHeartbeatStorage",
+    "StorageServer",
     "claim_board",
     "copy_duplicate",
     "count_finished",
@@ -61,6 +69,7 @@ __all__ = [
     "open_storage",
     "run_job",
     "run_study",
+    "start_storage_server",
     "upload_bytes",
     "upload_state",
 ]

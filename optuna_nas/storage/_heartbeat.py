@@ -1,23 +1,27 @@
-"""Heartbeats for Optuna's journal storage, which has none of its own (Optuna 5.0).
+"""Heartbeats for storages that have none of their own (Optuna 5.1): the journal storage and
+Optuna's gRPC storage proxy.
 
 :class:`optuna.storages.RDBStorage` records heartbeats in a table and
 :func:`optuna.storages.fail_stale_trials` (called by ``Study.optimize`` before every trial)
 fails ``RUNNING`` trials whose heartbeat is older than the grace period, then runs the stale-trial
 callback (e.g. :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues the
-same parameters again). :class:`JournalHeartbeatStorage` gives the journal storage the same
-interface (:class:`optuna.storages._heartbeat.BaseHeartbeat`), so Optuna's own optimize loop,
-``fail_stale_trials`` and the retry callback work on it unchanged.
+same parameters again). :class:`AttrHeartbeat` gives any storage the same interface
+(:class:`optuna.storages._heartbeat.BaseHeartbeat`) on top of trial system attrs, so Optuna's own
+optimize loop, ``fail_stale_trials`` and the retry callback work on it unchanged.
+:class:`JournalHeartbeatStorage` is the journal storage with it; the gRPC proxy's client
+(:class:`~optuna_nas.storage.GrpcHeartbeatStorage`) is the other user.
 
 A heartbeat is the trial system attr ``optuna_nas:heartbeat = [trial_id, seconds]``. The trial
 id is part of the value because the retry callback copies system attrs into the re-enqueued
-trial: a copied heartbeat names another trial and is ignored. The clock is the Redis server's
-``TIME`` for the Redis backend (one clock for all workers, like the database clock RDB uses) and
-the local wall clock for the file backend, whose workers must keep their clocks in step (NTP)
-to well within the grace period.
+trial: a copied heartbeat names another trial and is ignored. The clock is one clock for all
+workers where the storage has one (the Redis server's ``TIME``, the gRPC proxy server's clock,
+as RDB uses the database clock) and the local wall clock for the journal file backend, whose
+workers must keep their clocks in step (NTP) to well within the grace period.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 import contextlib
 import time
@@ -25,6 +29,7 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import BaseJournalBackend
 from optuna.storages.journal import JournalRedisBackend
@@ -35,24 +40,23 @@ from optuna.trial import TrialState
 HEARTBEAT_KEY = "optuna_nas:heartbeat"
 
 
-class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
-    """A :class:`~optuna.storages.journal.JournalStorage` with RDB-style heartbeats.
+StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
-    Args:
-        log_storage: The journal backend (file or Redis).
-        heartbeat_interval: Seconds between heartbeats of a running trial; ``None``: off.
-        grace_period: Seconds without a heartbeat before a running trial is stale
-            (default ``2 * heartbeat_interval``, as in ``RDBStorage``).
-        heartbeat_stale_trial_callback: Called with each trial failed for being stale.
-    """
 
-    def __init__(
+class AttrHeartbeat(BaseStorage, BaseHeartbeat):
+    """RDB-style heartbeats kept in a trial system attr, for a storage class that mixes this in
+    after its own base (``class S(SomeStorage, AttrHeartbeat)``) and calls
+    :meth:`_init_heartbeat`. Subclasses define :meth:`_now`, the clock all workers share."""
+
+    heartbeat_interval: int | None
+    grace_period: int | None
+    heartbeat_stale_trial_callback: StaleCallback | None
+
+    def _init_heartbeat(
         self,
-        log_storage: BaseJournalBackend,
-        *,
-        heartbeat_interval: int | None = None,
-        grace_period: int | None = None,
-        heartbeat_stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+        heartbeat_interval: int | None,
+        grace_period: int | None,
+        heartbeat_stale_trial_callback: StaleCallback | None,
     ) -> None:
         for name, value in (
             ("heartbeat_interval", heartbeat_interval),
@@ -60,16 +64,13 @@ class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
         ):
             if value is not None and value <= 0:
                 raise ValueError(f"`{name}` must be None or positive, but got {name}={value}.")
-        super().__init__(log_storage)
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.heartbeat_stale_trial_callback = heartbeat_stale_trial_callback
 
+    @abc.abstractmethod
     def _now(self) -> float:
-        if isinstance(self._backend, JournalRedisBackend):
-            seconds, micros = self._backend._redis.time()
-            return float(seconds) + micros / 1e6
-        return time.time()
+        """Seconds since the epoch on the clock every worker of the storage reads."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         # A trial another worker already failed as stale takes no heartbeat; its tell says so.
@@ -92,7 +93,34 @@ class JournalHeartbeatStorage(JournalStorage, BaseHeartbeat):
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
 
-    def get_heartbeat_stale_trial_callback(
-        self,
-    ) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+    def get_heartbeat_stale_trial_callback(self) -> StaleCallback | None:
         return self.heartbeat_stale_trial_callback
+
+
+class JournalHeartbeatStorage(JournalStorage, AttrHeartbeat):
+    """A :class:`~optuna.storages.journal.JournalStorage` with RDB-style heartbeats.
+
+    Args:
+        log_storage: The journal backend (file or Redis).
+        heartbeat_interval: Seconds between heartbeats of a running trial; ``None``: off.
+        grace_period: Seconds without a heartbeat before a running trial is stale
+            (default ``2 * heartbeat_interval``, as in ``RDBStorage``).
+        heartbeat_stale_trial_callback: Called with each trial failed for being stale.
+    """
+
+    def __init__(
+        self,
+        log_storage: BaseJournalBackend,
+        *,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        heartbeat_stale_trial_callback: StaleCallback | None = None,
+    ) -> None:
+        self._init_heartbeat(heartbeat_interval, grace_period, heartbeat_stale_trial_callback)
+        super().__init__(log_storage)
+
+    def _now(self) -> float:
+        if isinstance(self._backend, JournalRedisBackend):
+            seconds, micros = self._backend._redis.time()
+            return float(seconds) + micros / 1e6
+        return time.time()

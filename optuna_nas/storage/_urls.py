@@ -12,11 +12,17 @@ Supported URLs (the same string every worker of a study is started with):
     a file system (NFS) but no database server.
 ``redis://host:6379/0``, ``rediss://...``; optional ``?prefix=name``
     Optuna's journal in Redis (``JournalRedisBackend``); ``prefix`` namespaces its keys.
+``grpc://host:port``
+    Optuna's gRPC storage proxy (:class:`~optuna_nas.storage.GrpcHeartbeatStorage`, a
+    ``GrpcStorageProxy``) in front of an RDB, served by ``optuna-nas storage-server``
+    (:func:`~optuna_nas.storage.start_storage_server`): many workers, one set of database
+    connections, one trial cache. Needs ``pip install 'optuna-nas[grpc]'``.
 
 Every storage gets heartbeats (``heartbeat_interval`` seconds) so that a trial left ``RUNNING``
 by a dead worker is marked ``FAIL`` and re-enqueued with the same parameters
 (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`). RDB storages use Optuna's own
-heartbeat table; journal storages use :class:`JournalHeartbeatStorage`.
+heartbeat table; journal and gRPC storages keep them in a trial system attr
+(:class:`~optuna_nas.storage._heartbeat.AttrHeartbeat`).
 """
 
 from __future__ import annotations
@@ -85,15 +91,17 @@ def open_storage(
 
     Raises:
         ValueError: the URL is malformed (a port outside ``1..65535`` or not a number, the
-            ``postgres://`` alias), names a missing directory or a non-SQLite file, or needs a
-            driver that is not installed. Nothing is created.
-        ConnectionError: the server does not answer or refuses the login. Nothing is created.
+            ``postgres://`` alias, ``grpc://`` without a port), names a missing directory or a
+            non-SQLite file, or needs a driver that is not installed (grpcio for ``grpc://``).
+            Nothing is created.
+        ConnectionError: the server does not answer or refuses the login, or a ``grpc://``
+            server is not an ``optuna-nas storage-server``. Nothing is created.
     """
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(
             f"`url` must look like 'sqlite:///study.db', 'postgresql+psycopg2://user@host/db', "
-            f"'mysql+pymysql://user@host/db', 'journal:///study.log' or 'redis://host:6379/0', "
-            f"but got {url!r}."
+            f"'mysql+pymysql://user@host/db', 'journal:///study.log', 'redis://host:6379/0' or "
+            f"'grpc://host:port', but got {url!r}."
         )
     _check_heartbeat(heartbeat_interval, grace_period, max_retry)
     scheme = url.split("://", 1)[0].lower()
@@ -106,6 +114,15 @@ def open_storage(
         return _open_sqlite(url, heartbeat_interval, grace_period, max_retry, sqlite_timeout)
     if backend in ("postgresql", "mysql", "mariadb"):
         return _open_server(url, heartbeat_interval, grace_period, max_retry)
+    if scheme == "grpc":
+        from optuna_nas.storage._grpc import connect_grpc
+
+        return connect_grpc(
+            url,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=_retry_callback(heartbeat_interval, max_retry),
+        )
     if scheme == "journal":
         backend_obj: Any = _journal_file(url)
     elif scheme in ("redis", "rediss"):
@@ -113,7 +130,7 @@ def open_storage(
     else:
         raise ValueError(
             f"the storage URL {mask_url(url)!r} has the unknown scheme {scheme!r}; use sqlite, "
-            "postgresql+psycopg2, mysql+pymysql, journal or redis."
+            "postgresql+psycopg2, mysql+pymysql, journal, redis or grpc."
         )
     return JournalHeartbeatStorage(
         backend_obj,
