@@ -83,15 +83,25 @@ Writes spec.json, state_dict.pt, model.pt2 (torch.export) and export.json. Weigh
 (optuna_nas.export.export_trial(..., data=...)).""",
     "spec": """examples:
   optuna-nas spec --storage sqlite:///quickstart.db --study quickstart --trial 3""",
+    "storage-server": """examples:
+  optuna-nas storage-server --storage postgresql+psycopg2://nas:pw@db/nas --port 13000
+  optuna-nas storage-server --storage sqlite:///study.db --port 13000     # one machine
+  optuna-nas storage-server --storage postgresql+psycopg2://nas:pw@db/nas --port 13000 \\
+      --host 0.0.0.0                         # workers on other machines
+
+Workers open --storage grpc://HOST:PORT (needs pip install 'optuna-nas[grpc]'): all their
+reads and writes go through this one process, which holds the database connections and a
+cache of finished trials. Heartbeats, retries, deduplication and the other claims work as on
+the database itself. It serves an RDB (sqlite, postgresql, mysql), not a journal or Redis.
+There is no TLS and no authentication: listen on 127.0.0.1 (the default) or on a network only
+trusted machines reach. Ctrl-C stops it; workers then stop with an error naming the URL, and
+rerunning them after a restart resumes the study. report, annotate, export and spec take
+either URL; optuna-dashboard and Optuna's own CLI read the database URL.""",
 }
 
 
 class CommandError(Exception):
     """A user error, printed as one line."""
-
-
-def _studies(storage: str) -> list[str]:
-    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage=storage))
 
 
 def _check_storage(storage: str) -> None:
@@ -101,16 +111,23 @@ def _check_storage(storage: str) -> None:
 
 
 def load(storage: str, study: str | None) -> optuna.Study:
-    """Load a study; without a name, the storage's only study. Errors list the studies."""
+    """Load a study; without a name, the storage's only study. Errors list the studies.
+
+    The URL is opened by :func:`~optuna_nas.storage.open_storage`, so every URL a study can
+    live at works (``grpc://`` and ``journal://`` too), without heartbeats: this only reads.
+    """
+    from optuna_nas.storage import open_storage
+
     _check_storage(storage)
-    names = _studies(storage)
+    opened = open_storage(storage, heartbeat_interval=None)
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage=opened))
     if study is None:
         if len(names) != 1:
             raise CommandError(f"--study is required: {storage} holds studies {names}.")
         study = names[0]
     if study not in names:
         raise CommandError(f"no study {study!r} in {storage}; its studies are {names}.")
-    return optuna.load_study(study_name=study, storage=storage)
+    return optuna.load_study(study_name=study, storage=opened)
 
 
 def _artifact_store(args: argparse.Namespace, *, create: bool) -> Any:
@@ -226,6 +243,11 @@ def _dashboard(args: argparse.Namespace) -> None:
     from optuna_nas.report import default_artifact_dir
     from optuna_nas.report import run_dashboard
 
+    if args.storage.startswith("grpc://"):
+        raise CommandError(
+            f"dashboard: optuna-dashboard reads the database itself; give it the URL that "
+            f"`optuna-nas storage-server` serves, not {args.storage!r}."
+        )
     _check_storage(args.storage)
     folder = args.artifact_dir or default_artifact_dir(args.storage)
     print(f"optuna-dashboard on http://{args.host}:{args.port} (artifacts: {folder})", flush=True)
@@ -290,6 +312,22 @@ def _spec(args: argparse.Namespace) -> None:
 
     spec = stored_spec(select_trial(load(args.storage, args.study), trial=args.trial))
     print(spec.to_json(indent=2) if spec is not None else "")
+
+
+def _storage_server(args: argparse.Namespace) -> None:
+    from optuna_nas.storage import mask_url
+    from optuna_nas.storage import start_storage_server
+
+    server = start_storage_server(args.storage, port=args.port, host=args.host)
+    try:
+        print(
+            f"optuna-nas storage-server: serving {mask_url(args.storage)} to workers at "
+            f"--storage {server.url} (Ctrl-C stops it)",
+            flush=True,
+        )
+        server.wait()
+    finally:
+        server.stop(grace=5)
 
 
 def _storage_args(p: argparse.ArgumentParser, *, study: bool = True) -> None:
@@ -369,6 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("spec", _spec, "print the architecture spec JSON of one trial")
     _storage_args(p)
     p.add_argument("--trial", type=int, required=True, help="trial number")
+
+    p = add(
+        "storage-server",
+        _storage_server,
+        "serve a study database to many workers through Optuna's gRPC storage proxy",
+    )
+    p.add_argument(
+        "--storage", required=True, help="the RDB URL, e.g. postgresql+psycopg2://u:pw@db/nas"
+    )
+    p.add_argument("--port", type=int, required=True, help="the port workers connect to")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default 127.0.0.1; 0.0.0.0: every interface)",
+    )
     return parser
 
 

@@ -245,8 +245,8 @@ def _error(url: str, code: Any, details: str) -> Exception:
         return ConnectionError(
             f"the gRPC storage proxy {url} does not answer ({reason}). Check that "
             f"`optuna-nas storage-server --storage <RDB URL> --port {port}` is running on "
-            f"{host} and reachable from this machine, then rerun this worker: the study resumes "
-            "where it stopped."
+            f"{host} and reachable from this machine, then run this again (a worker rerun "
+            "resumes the study where it stopped)."
         )
     return RuntimeError(f"the gRPC storage proxy {url} failed ({reason}); see the server's log.")
 
