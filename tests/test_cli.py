@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -34,7 +36,9 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     return err
 
 
-@pytest.mark.parametrize("command", ["run", "report", "dashboard", "annotate", "export", "spec"])
+@pytest.mark.parametrize(
+    "command", ["run", "report", "dashboard", "annotate", "export", "spec", "storage-server"]
+)
 def test_help_has_examples(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -154,6 +158,66 @@ def test_spec_and_export(storage: str, tmp_path: Path, capsys: pytest.CaptureFix
     manifest = json.loads((tmp_path / "export.json").read_text())
     study = optuna.load_study(study_name=STUDY, storage=storage)
     assert manifest["trial"] == min(study.trials, key=lambda t: (t.values[1], t.number)).number
+
+
+def test_report_spec_and_export_through_the_grpc_proxy(
+    storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_nas.storage import start_storage_server
+
+    main(["spec", "--storage", storage, "--trial", "1"])
+    main(["report", "--storage", storage, "--no-plots"])
+    direct = capsys.readouterr().out
+    with start_storage_server(storage, port=0) as server:
+        main(["spec", "--storage", server.url, "--trial", "1"])
+        main(["report", "--storage", server.url, "--no-plots"])
+        assert capsys.readouterr().out == direct
+        main(["export", "--storage", server.url, "--trial", "1", "--out", str(tmp_path)])
+        assert "exported trial 1" in capsys.readouterr().out
+        err = _error(capsys, ["dashboard", "--storage", server.url])
+        assert "optuna-dashboard reads the database itself" in err
+
+
+def test_storage_server_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(capsys, ["storage-server", "--storage", "journal:///x.log", "--port", "1"])
+    assert err.startswith("optuna-nas storage-server: error: the storage server serves an RDB")
+    with socket.socket() as s:  # a closed port of 127.0.0.1
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = _error(capsys, ["report", "--storage", f"grpc://127.0.0.1:{port}"])
+    assert f"error: the gRPC storage proxy grpc://127.0.0.1:{port} does not answer" in err
+
+
+def test_storage_server_serves_until_ctrl_c(storage: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli = [sys.executable, "-m", "optuna_nas.cli"]
+    server = subprocess.Popen(
+        [*cli, "storage-server", "--storage", storage, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert f"to workers at --storage grpc://127.0.0.1:{port} (Ctrl-C stops it)" in first
+        result = subprocess.run(
+            [*cli, "spec", "--storage", f"grpc://127.0.0.1:{port}", "--trial", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["format_version"] == 1
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+        assert server.returncode == 130 and "optuna-nas: interrupted" in err
+    finally:
+        server.kill()
+        server.wait(timeout=10)
 
 
 def test_run_forwards_budgets_to_a_study_script(
