@@ -1,0 +1,398 @@
+"""Scale-out: steady-state trials per second of many workers on one study, on PostgreSQL
+directly and through Optuna's gRPC storage proxy.
+
+Each configuration starts ``w`` worker processes (this script with ``--worker``) on a fresh
+study in the PostgreSQL database of ``OPTUNA_NAS_TEST_POSTGRES_URL`` (default: ``postgres``
+on 127.0.0.1:5432, database ``test``), either directly or through ``optuna-nas
+storage-server`` (``optuna.storages.run_grpc_proxy_server``) started on a free port of
+127.0.0.1 in front of it. Every worker runs :func:`optuna_nas.storage.run_study` with a
+sampler of its own (``RegularizedEvolutionSampler`` or TPE, seeded per worker) over a
+NAS-Bench-201-shaped space (6 categorical params of 5 choices) and an objective that
+sleeps 1 s, until a common deadline. A study may start with ``h`` completed trials (written
+straight into PostgreSQL), so that samplers read a long history.
+
+Measured per configuration:
+
+* **trials/s in steady state**: trials finished between the moment the last worker's first
+  trial began (plus 1 s) and the deadline (minus 1.5 s, the trial in flight), over that
+  window; worker start-up (Python, imports, connections) is not counted;
+* **scaling efficiency**: trials/s over ``w`` times the 1-worker trials/s of the same storage,
+  sampler and history (ideal 1.0; with a 1 s objective one worker makes at most 1 trial/s);
+* **sampler ms per trial**: the time a trial spends in the sampler's hooks
+  (``infer_relative_search_space``, ``sample_relative``, ``sample_independent``), median and
+  95th percentile over the window's trials, timed inside each worker;
+* **server CPU ms per trial**: CPU seconds of the PostgreSQL server processes (and of the
+  proxy, through gRPC) over the window, read from ``/proc``, per trial of the window;
+* **lost / duplicated / stuck**: trials a worker saw finish that the study does not hold as
+  finished (lost), trial numbers finished twice (duplicated), trials left ``RUNNING`` after
+  every worker exited (stuck). Target 0 each.
+
+The machine is the benchmark VM (2 cores, shared by the server, the proxy and every
+worker), so these numbers measure how the protocol scales on one small host, not a cluster.
+Targets (issue #17): 16 workers through the proxy at least 10x one worker, 0 lost or
+duplicated; a sampler's ask under 50 ms at 2,000 trials with 16 workers.
+
+    python benchmarks/scale.py            # full matrix, about 10 minutes
+    python benchmarks/scale.py --smoke    # 1 and 2 workers, PostgreSQL only, about a minute
+
+Writes ``benchmarks/results/scale.json`` and its section of ``benchmarks/RESULTS.md`` (not in
+``--smoke`` mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+import contextlib
+import json
+import os
+from pathlib import Path
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+import uuid
+
+import optuna
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _bulk import bulk_sql_study  # noqa: E402
+from _results import machine  # noqa: E402
+
+POSTGRES = os.environ.get(
+    "OPTUNA_NAS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+SPACE = {f"edge{i}": ("none", "skip", "conv1x1", "conv3x3", "pool3x3") for i in range(6)}
+SLEEP = 1.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def score(params: dict[str, Any]) -> float:
+    """A deterministic stand-in for accuracy: conv edges help, ``none`` hurts."""
+    gain = {"none": -1.0, "skip": 0.2, "conv1x1": 0.6, "conv3x3": 1.0, "pool3x3": 0.1}
+    return sum(gain[v] * (1 + 0.1 * i) for i, v in enumerate(params.values()))
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+class TimedSampler(optuna.samplers.BaseSampler):
+    """Delegates to ``inner`` and adds up the seconds each trial spends in its hooks."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+        self.seconds: dict[int, float] = {}
+
+    def _timed(self, number: int, call: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return call(*args)
+        finally:
+            self.seconds[number] = self.seconds.get(number, 0.0) + time.perf_counter() - start
+
+    def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
+        return self._timed(trial.number, self.inner.infer_relative_search_space, study, trial)
+
+    def sample_relative(self, study: Any, trial: Any, space: Any) -> Any:
+        return self._timed(trial.number, self.inner.sample_relative, study, trial, space)
+
+    def sample_independent(self, study: Any, trial: Any, name: str, dist: Any) -> Any:
+        call = self.inner.sample_independent
+        return self._timed(trial.number, call, study, trial, name, dist)
+
+    def before_trial(self, study: Any, trial: Any) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    from optuna_nas.samplers import RegularizedEvolutionSampler
+
+    return RegularizedEvolutionSampler(seed=seed)
+
+
+def worker(url: str, study_name: str, sampler_name: str, seed: int, deadline: float) -> None:
+    """Run trials until ``deadline`` (a ``time.time()``); one JSON line per finished trial."""
+    from optuna_nas.storage import open_storage
+    from optuna_nas.storage import run_study
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = TimedSampler(make_sampler(sampler_name, seed))
+    study = optuna.load_study(study_name=study_name, storage=open_storage(url), sampler=sampler)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {
+            name: trial.suggest_categorical(name, choices) for name, choices in SPACE.items()
+        }
+        time.sleep(SLEEP)
+        return score(params)
+
+    def finished(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        line = {
+            "trial": trial.number,
+            "state": trial.state.name,
+            "start": trial.datetime_start.timestamp() if trial.datetime_start else None,
+            "end": time.time(),
+            "sampler_s": sampler.seconds.pop(trial.number, 0.0),
+        }
+        print(json.dumps(line), flush=True)
+
+    remaining = deadline - time.time()
+    if remaining > 0:
+        run_study(study, objective, n_trials=10**9, timeout=remaining, callbacks=[finished])
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+@contextlib.contextmanager
+def proxy(url: str) -> Iterator[tuple[str, int]]:
+    """``optuna-nas storage-server`` in front of ``url`` on a free port; yields (URL, pid)."""
+    port = free_port()
+    command = [sys.executable, "-m", "optuna_nas.cli", "storage-server"]
+    proc = subprocess.Popen(
+        [*command, "--storage", url, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):  # at most 30 s for the server to listen
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None:
+                raise RuntimeError(f"the storage server exited: {proc.stderr.read()}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the storage server did not listen on 127.0.0.1:{port} in 30 s")
+        yield f"grpc://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def make_study(name: str, history: int) -> None:
+    if history == 0:
+        optuna.create_study(study_name=name, storage=POSTGRES, direction="maximize")
+        return
+    dists: dict[str, optuna.distributions.BaseDistribution] = {
+        k: optuna.distributions.CategoricalDistribution(v) for k, v in SPACE.items()
+    }
+    rng = __import__("random").Random(0)
+    trials = []
+    for _ in range(history):
+        params = {k: rng.choice(v) for k, v in SPACE.items()}
+        trials.append(
+            optuna.trial.create_trial(params=params, distributions=dists, value=score(params))
+        )
+    bulk_sql_study(POSTGRES, name, trials, direction="maximize")
+
+
+def run_config(
+    storage: str, sampler: str, workers: int, history: int, seconds: float
+) -> dict[str, Any]:
+    name = f"scale-{uuid.uuid4().hex[:10]}"
+    make_study(name, history)
+    with contextlib.ExitStack() as stack:
+        url, server = (
+            stack.enter_context(proxy(POSTGRES)) if storage == "grpc" else (POSTGRES, None)
+        )
+        logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
+        start = time.time()
+        deadline = start + seconds + 4 + 0.6 * workers  # start-up is not counted
+        procs = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker", url, name, sampler, str(i), str(deadline)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
+            )
+            for i, log in enumerate(logs)
+        ]
+        # Server CPU over the steady window: sample it once every worker has begun a trial.
+        first = None
+        while time.time() < deadline and first is None:
+            time.sleep(0.2)
+            starts = [_first_start(log) for log in logs]
+            if all(s is not None for s in starts):
+                first = max(starts)  # type: ignore[type-var]
+        window_start = (first or deadline) + 1.0
+        while time.time() < window_start:
+            time.sleep(0.05)
+        pg = postgres_pids()  # now: every worker's connections (backends) exist
+        cpu0 = cpu_seconds(pg) + (cpu_seconds([server]) if server else 0.0)
+        window_end = deadline - 1.5
+        while time.time() < window_end:
+            time.sleep(0.05)
+        cpu1 = cpu_seconds(pg) + (cpu_seconds([server]) if server else 0.0)
+        codes = [p.wait(timeout=120) for p in procs]
+        lines = [json.loads(ln) for log in logs for ln in _lines(log) if ln.startswith("{")]
+        errors = [ln for log in logs for ln in _lines(log) if not ln.startswith("{")]
+        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        trials = study.get_trials(deepcopy=False)
+    held = {t.number: t.state for t in trials}
+    seen = [ln for ln in lines if ln["state"] == "COMPLETE"]
+    in_window = [ln for ln in seen if window_start <= ln["end"] <= window_end]
+    numbers = [ln["trial"] for ln in seen]
+    sampler_ms = [1000 * ln["sampler_s"] for ln in in_window]
+    window = window_end - window_start
+    optuna.delete_study(study_name=name, storage=POSTGRES)
+    return {
+        "storage": storage,
+        "sampler": sampler,
+        "workers": workers,
+        "history": history,
+        "window_seconds": window,
+        "trials_in_window": len(in_window),
+        "trials_per_second": len(in_window) / window if window > 0 else 0.0,
+        "sampler_ms_median": statistics.median(sampler_ms) if sampler_ms else None,
+        "sampler_ms_p95": _quantile(sampler_ms, 0.95),
+        "server_cpu_ms_per_trial": 1000 * (cpu1 - cpu0) / max(1, len(in_window)),
+        "lost": sum(held.get(n) is not TrialState.COMPLETE for n in numbers),
+        "duplicated": len(numbers) - len(set(numbers)),
+        "stuck": sum(s is TrialState.RUNNING for s in held.values()),
+        "worker_exit_codes": sorted(set(codes)),
+        "worker_errors": errors[-5:],
+    }
+
+
+def _lines(log: Any) -> list[str]:
+    log.flush()
+    log.seek(0)
+    return [ln.strip() for ln in log.read().splitlines() if ln.strip()]
+
+
+def _first_start(log: Any) -> float | None:
+    starts = [json.loads(ln)["start"] for ln in _lines(log) if ln.startswith("{")]
+    starts = [s for s in starts if s is not None]
+    return min(starts) if starts else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def plan(smoke: bool) -> list[tuple[str, str, int, int]]:
+    if smoke:
+        return [("postgresql", "tpe", w, 0) for w in (1, 2)]
+    configs = [
+        (storage, sampler, w, 0)
+        for storage in ("postgresql", "grpc")
+        for sampler in ("evolution", "tpe")
+        for w in (1, 4, 8, 16)
+    ]
+    configs += [
+        (storage, sampler, w, 2000)
+        for storage in ("postgresql", "grpc")
+        for sampler in ("evolution", "tpe")
+        for w in (1, 16)
+    ]
+    return configs
+
+
+def section(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    rows = [
+        "## Scale-out: many workers on one study",
+        "",
+        f"`python benchmarks/scale.py` → `benchmarks/results/scale.json`; {m['cpus']} cores "
+        f"({m['platform']}), Python {m['python']}, optuna {m['optuna']}; PostgreSQL, every "
+        f"worker and the proxy on this one machine; a 1 s objective, "
+        f"{result['seconds']:.0f} s steady window per row.",
+        "",
+        "| storage | sampler | history | workers | trials/s | efficiency | sampler ms "
+        "(median / p95) | server CPU ms/trial | lost | dup. | stuck |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    base = {
+        (r["storage"], r["sampler"], r["history"]): r["trials_per_second"]
+        for r in result["rows"]
+        if r["workers"] == 1
+    }
+    for r in result["rows"]:
+        one = base.get((r["storage"], r["sampler"], r["history"]))
+        eff = f"{r['trials_per_second'] / (r['workers'] * one):.2f}" if one else "-"
+        med = "-" if r["sampler_ms_median"] is None else f"{r['sampler_ms_median']:.1f}"
+        p95 = "-" if r["sampler_ms_p95"] is None else f"{r['sampler_ms_p95']:.1f}"
+        rows.append(
+            f"| {r['storage']} | {r['sampler']} | {r['history']} | {r['workers']} | "
+            f"{r['trials_per_second']:.2f} | {eff} | {med} / {p95} | "
+            f"{r['server_cpu_ms_per_trial']:.0f} | {r['lost']} | {r['duplicated']} | "
+            f"{r['stuck']} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--seconds", type=float, default=None, help="steady window per row")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (4.0 if args.smoke else 12.0)
+    rows = []
+    for storage, sampler, workers, history in plan(args.smoke):
+        row = run_config(storage, sampler, workers, history, seconds)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    result = {"seconds": seconds, "rows": rows, "machine": machine()}
+    print(section(result))
+    if not args.smoke:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
+        from _results import write_section
+
+        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        url, name, sampler, seed, deadline = sys.argv[2:7]
+        worker(url, name, sampler, int(seed), float(deadline))
+    else:
+        main()
