@@ -1,7 +1,9 @@
 """Cost metrics of an architecture: parameters, FLOPs, latency and peak memory.
 
-``count_params`` and ``count_flops`` take a spec and work on the ``meta`` device, so they
-allocate nothing and cost milliseconds: cheap enough to check constraints before training.
+``count_params`` and ``count_flops`` of a spec are computed from its inferred shapes
+(:mod:`optuna_nas._spec_costs`): no model is built and nothing runs, so they cost microseconds
+and every trial records both before training. Of a model, they read its parameters and run one
+forward pass under ``FlopCounterMode``; tests check that both ways agree on every built-in space.
 ``measure_latency`` and ``measure_peak_memory`` run a real model on the device you name; no
 function here picks a device for you.
 """
@@ -23,29 +25,27 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
+from optuna_nas._spec_costs import spec_flops
+from optuna_nas._spec_costs import spec_params
 from optuna_nas._validation import check_typed_int
 from optuna_nas.nn import BuiltModel
-from optuna_nas.nn import build_model
 from optuna_nas.spec import ArchitectureSpec
 
 
 def count_params(model_or_spec: nn.Module | ArchitectureSpec) -> int:
     """The exact number of parameter elements (trainable or not, shared ones counted once).
 
-    A spec is built on the ``meta`` device, so nothing is allocated; the count equals that of
-    ``build_model(spec)``.
+    A spec's count is computed from its inferred shapes, without building it; it equals that
+    of ``build_model(spec)``.
     """
     if isinstance(model_or_spec, ArchitectureSpec):
-        with torch.device("meta"):
-            model: nn.Module = build_model(model_or_spec)
-    elif isinstance(model_or_spec, nn.Module):
-        model = model_or_spec
-    else:
+        return spec_params(model_or_spec)
+    if not isinstance(model_or_spec, nn.Module):
         raise TypeError(
             "`model_or_spec` must be an nn.Module or an ArchitectureSpec, "
             f"but got {type(model_or_spec).__name__}."
         )
-    return sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model_or_spec.parameters())
 
 
 def count_flops(
@@ -60,27 +60,24 @@ def count_flops(
     FLOPs, and only the ops it knows (convolutions, matrix products, attention) are counted;
     batch norm, activations, pooling and additions are not. The model runs in eval mode.
 
-    A spec is built and run on the ``meta`` device (nothing allocated or computed). A model
-    runs on the device of its parameters with a zero input; its eval/train state is restored.
-    ``input_shape`` (``(C, H, W)``) is needed only for a model that is not a
+    A spec's FLOPs are computed from its inferred shapes (what ``FlopCounterMode`` counts for
+    ``build_model(spec)``, without building or running it). A model runs on the device of its
+    parameters with a zero input; its eval/train state is restored. ``input_shape``
+    (``(C, H, W)``) is needed only for a model that is not a
     :class:`~optuna_nas.nn.BuiltModel`; spec-derived models take it from their spec.
     """
     check_typed_int("batch_size", batch_size, minimum=1)
     if isinstance(model_or_spec, ArchitectureSpec):
-        shape = _resolve_input_shape(model_or_spec, input_shape)
-        with torch.device("meta"):
-            model: nn.Module = build_model(model_or_spec)
-        device = torch.device("meta")
-    elif isinstance(model_or_spec, nn.Module):
-        model = model_or_spec
-        shape = _resolve_input_shape(model, input_shape)
-        device = _model_device(model)
-    else:
+        _resolve_input_shape(model_or_spec, input_shape)  # refuses a second input shape
+        return spec_flops(model_or_spec, batch_size)
+    if not isinstance(model_or_spec, nn.Module):
         raise TypeError(
             "`model_or_spec` must be an nn.Module or an ArchitectureSpec, "
             f"but got {type(model_or_spec).__name__}."
         )
-    x = torch.zeros((batch_size, *shape), device=device)
+    model = model_or_spec
+    shape = _resolve_input_shape(model, input_shape)
+    x = torch.zeros((batch_size, *shape), device=_model_device(model))
     counter = FlopCounterMode(display=False)
     with _eval_mode(model), torch.no_grad(), counter:
         model(x)

@@ -1,19 +1,37 @@
-"""Cost metrics: exact parameter counts, FLOPs wired to FlopCounterMode, latency, peak memory."""
+"""Cost metrics: exact parameter counts, FLOPs wired to FlopCounterMode, latency, peak memory.
+
+A spec's counts are analytic (:mod:`optuna_nas._spec_costs`); they are checked here against the
+built model's parameters and ``FlopCounterMode`` over random specs of the whole op vocabulary
+and of every built-in search space.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given
+from hypothesis import settings
+import optuna
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
+from optuna_nas._spec_costs import COST_RULES
 from optuna_nas.metrics import LatencyResult
 from optuna_nas.metrics import count_flops
 from optuna_nas.metrics import count_params
 from optuna_nas.metrics import measure_latency
 from optuna_nas.metrics import measure_peak_memory
 from optuna_nas.nn import build_model
+from optuna_nas.spaces import CellSpace
+from optuna_nas.spaces import SearchSpace
+from optuna_nas.spec import OPS
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import spec_from_layers
+from tests.spaces.test_spaces_contract import SPACES
+from tests.strategies import specs
 
 F32 = 4
 
@@ -154,3 +172,77 @@ def test_metrics_leave_the_global_rng_alone() -> None:
     measure_latency(model, input_shape=(3, 10, 10), warmup=0, repeats=2)
     measure_peak_memory(model, input_shape=(3, 10, 10))
     assert torch.equal(state, torch.get_rng_state())
+
+
+# ----------------------------------------------------------------------------- analytic counts
+
+
+def built_counts(spec: ArchitectureSpec, batch_size: int) -> tuple[int, int]:
+    """Parameters and FlopCounterMode FLOPs of ``build_model(spec)``, on the meta device."""
+    with torch.device("meta"):
+        model = build_model(spec)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.eval()(torch.zeros((batch_size, *spec.input_shape), device="meta"))
+    return sum(p.numel() for p in model.parameters()), int(counter.get_total_flops())
+
+
+def test_every_op_has_a_cost_rule() -> None:
+    assert set(COST_RULES) == set(OPS)
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=specs())
+def test_analytic_counts_equal_the_built_model_over_the_whole_vocabulary(
+    spec: ArchitectureSpec,
+) -> None:
+    params, flops = built_counts(spec, batch_size=2)
+    assert count_params(spec) == params
+    assert count_flops(spec, batch_size=2) == flops
+
+
+ALL_SPACES: dict[str, Callable[[], SearchSpace]] = {
+    **SPACES,
+    "cell-nb201": CellSpace.nasbench201,  # the full 3 stages x 5 cells on 32x32 inputs
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SPACES))
+def test_analytic_counts_equal_the_built_model_on_every_space(name: str) -> None:
+    space = ALL_SPACES[name]()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        spec = space.suggest(trial)
+        study.tell(trial, 0.0)
+        params, flops = built_counts(spec, batch_size=1)
+        assert (count_params(spec), count_flops(spec)) == (params, flops), spec.to_json()
+        seen.add(params)
+    assert len(seen) > 1  # the space varied the cost, so the check was not one spec twelve times
+
+
+def test_analytic_counts_cover_grouped_dilated_and_squeeze_excited_layers() -> None:
+    layers: list[tuple[str, str, dict[str, Any], list[str]]] = [
+        ("c", "conv", {"channels": 6, "kernel": 3, "dilation": 2, "groups": 3, "bias": True},
+         ["input"]),
+        ("m", "mbconv", {"channels": 4, "kernel": 5, "stride": 2, "expand": 3, "se": 0.25},
+         ["c"]),
+        ("s", "sep_conv", {"channels": 5, "kernel": 3}, ["m"]),
+        ("gp", "global_pool", {}, ["s"]),
+        ("fc", "linear", {"features": 2, "bias": False}, ["gp"]),
+    ]  # fmt: skip
+    spec = spec_from_layers(layers, input_shape=(3, 9, 9), num_outputs=2)
+    # conv: 6 x (3/3) x 3 x 3 weights + 6 bias + 12 BN; 9x9 output.
+    conv_w = 6 * 1 * 9
+    # mbconv on 6 channels: mid 18; expansion 6->18, dw 5x5 on 18, SE 18->1->18 with biases,
+    # projection 18->4, BN on 18, 18, 4; output 5x5 (stride 2 from 9x9).
+    pw, dw, se, pwl = 6 * 18, 18 * 25, 18 * 1 + 1 * 18, 18 * 4
+    # sep_conv on 4 channels: dw 4 x 3x3, pw 4->5, BN 5; 5x5 output. Linear 5->2.
+    sdw, spw, fc = 4 * 9, 4 * 5, 5 * 2
+    assert count_params(spec) == (
+        conv_w + 6 + 12 + pw + dw + se + 1 + 18 + pwl + 2 * (18 + 18 + 4) + sdw + spw + 10 + fc
+    )
+    flops = 2 * (conv_w * 81 + pw * 81 + (dw + pwl) * 25 + se + (sdw + spw) * 25 + fc)
+    assert count_flops(spec) == flops
+    assert (count_params(spec), count_flops(spec)) == built_counts(spec, batch_size=1)
