@@ -3,7 +3,9 @@
 Before: the supernet claim had no heartbeat and a 3600 s timeout, the DARTS claim beat once per
 epoch against 600 s; a killed worker's rerun was blocked. After: one protocol
 (:func:`optuna_nas.storage.run_job`) with a heartbeat thread, takeover after two missed beats
-and a pid check on the same host. Every test runs on real SQLite and PostgreSQL.
+and a pid check on the same host. Every test runs on real SQLite, PostgreSQL, Redis (the
+journal storage's Redis backend, whose job board is a key with a Lua compare-and-set) and a
+journal file.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ GRACE = HEARTBEAT / 2
 KEY = "test:job"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "journal"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
     names: list[str] = []
     url = make_url(request.param, tmp_path)
