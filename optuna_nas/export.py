@@ -15,6 +15,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.artifacts._protocol import ArtifactStore
@@ -22,6 +23,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 import torch
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import is_int
 from optuna_nas.data import DataSplits
 from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
@@ -36,6 +39,7 @@ from optuna_nas.report._hypervolume import feasible_complete_trials
 from optuna_nas.report._hypervolume import pareto_front
 from optuna_nas.report._pareto import stored_spec
 from optuna_nas.report._summary import metric_names
+from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.storage import download_state
 from optuna_nas.storage import upload_state
 
@@ -102,7 +106,7 @@ def select_trial(
         return found[0]
     if objective is None:
         index = 0
-    elif isinstance(objective, int) and not isinstance(objective, bool):
+    elif is_int(objective):
         if not 0 <= objective < len(names):
             raise ValueError(
                 f"`objective` must be an index below {len(names)} or one of {list(names)}, "
@@ -207,54 +211,17 @@ def export_trial(
 
     The exported program is checked: it is reloaded and must reproduce the model's outputs.
     """
-    if retrain_epochs is not None and (
-        isinstance(retrain_epochs, bool)
-        or not isinstance(retrain_epochs, int)
-        or retrain_epochs < 1
-    ):
-        raise ValueError(f"`retrain_epochs >= 1` must hold, but got {retrain_epochs=}.")
+    if retrain_epochs is not None:
+        check_int("retrain_epochs", retrain_epochs, minimum=1)
     spec = stored_spec(trial)
     if spec is None:
         raise ValueError(f"trial {trial.number} of study {study.study_name!r} stores no spec.")
-    test_accuracy = None
     if retrain_epochs is not None:
         splits = data if data is not None else load_study_data(study, seed=seed, root=data_root)
-        if (splits.input_shape, splits.num_classes) != (spec.input_shape, spec.num_outputs):
-            raise ValueError(
-                f"trial {trial.number} was built for input {spec.input_shape} and "
-                f"{spec.num_outputs} outputs, but the data {splits.name!r} has "
-                f"{splits.input_shape} and {splits.num_classes} classes."
-            )
-        evaluator = FullTraining(
-            splits, training=TrainingConfig(epochs=retrain_epochs), device=device
-        )
-        result = evaluator.evaluate(spec, report=None, seed=seed)
-        if result.model is None:
-            raise RuntimeError("FullTraining returned no model.")  # its contract says it does
-        if splits.test is not None:
-            test = make_loader(splits, "test", seed=seed, device=device)
-            test_accuracy = evaluate_accuracy(result.model, test, device=device)
-        model = result.model.cpu()
-        epochs = f"{retrain_epochs} epoch" + ("s" if retrain_epochs > 1 else "")
-        weights = f"retrained from scratch for {epochs} on {splits.name!r}"
+        weights = _retrain(trial, spec, splits, retrain_epochs, seed=seed, device=device)
     else:
-        with isolated_rng(seed):  # the same weights as torch.manual_seed(seed) + a build
-            model = build_model(spec)
-        artifact_id = trial.user_attrs.get(WEIGHTS_ATTR)
-        if artifact_id is not None and artifact_store is not None:
-            state = download_state(
-                artifact_store,
-                artifact_id,
-                what=f"the weights of trial {trial.number} of study {study.study_name!r}",
-                fix="export with --retrain EPOCHS (retrain_epochs=) instead, or point "
-                "--artifact-dir (artifact_store=) at the store that holds them",
-            )
-            model.load_state_dict(state)
-            weights = f"trained in the study (artifact {artifact_id})"
-        else:
-            why = "no artifact store given" if artifact_id is not None else "the study saved none"
-            weights = f"untrained: freshly initialised with seed {seed} ({why})"
-    model.eval()
+        weights = _stored_or_fresh(study, trial, spec, artifact_store, seed=seed)
+    model = weights.model.eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -265,28 +232,120 @@ def export_trial(
     }
     files["spec"].write_text(spec.to_json(indent=2) + "\n")
     torch.save(model.state_dict(), files["state_dict"])
+    _export_program(model, spec.input_shape, files["program"])
+    manifest = _manifest(study, trial, spec, weights, files)
+    files["manifest"].write_text(json.dumps(manifest, indent=2) + "\n")
+    return ExportResult(
+        trial=trial.number,
+        out_dir=out,
+        files=files,
+        weights=weights.origin,
+        test_accuracy=weights.test_accuracy,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Weights:
+    """The model to export, where its weights came from, and its test accuracy if measured."""
+
+    model: torch.nn.Module
+    origin: str
+    test_accuracy: float | None = None
+
+
+def _retrain(
+    trial: FrozenTrial,
+    spec: ArchitectureSpec,
+    splits: DataSplits,
+    epochs: int,
+    *,
+    seed: int,
+    device: str | torch.device,
+) -> _Weights:
+    """Train ``spec`` from scratch on ``splits`` with :class:`FullTraining`; measure its test
+    accuracy if the data has a test split."""
+    if (splits.input_shape, splits.num_classes) != (spec.input_shape, spec.num_outputs):
+        raise ValueError(
+            f"trial {trial.number} was built for input {spec.input_shape} and "
+            f"{spec.num_outputs} outputs, but the data {splits.name!r} has "
+            f"{splits.input_shape} and {splits.num_classes} classes."
+        )
+    evaluator = FullTraining(splits, training=TrainingConfig(epochs=epochs), device=device)
+    result = evaluator.evaluate(spec, report=None, seed=seed)
+    if result.model is None:
+        raise RuntimeError("FullTraining returned no model.")  # its contract says it does
+    test_accuracy = None
+    if splits.test is not None:
+        test = make_loader(splits, "test", seed=seed, device=device)
+        test_accuracy = evaluate_accuracy(result.model, test, device=device)
+    plural = f"{epochs} epoch" + ("s" if epochs > 1 else "")
+    return _Weights(
+        model=result.model.cpu(),
+        origin=f"retrained from scratch for {plural} on {splits.name!r}",
+        test_accuracy=test_accuracy,
+    )
+
+
+def _stored_or_fresh(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    spec: ArchitectureSpec,
+    artifact_store: ArtifactStore | None,
+    *,
+    seed: int,
+) -> _Weights:
+    """``spec`` built with ``seed``, with the weights :func:`save_weights` stored if the trial
+    has them and ``artifact_store`` is given; otherwise freshly initialised."""
+    with isolated_rng(seed):  # the same weights as torch.manual_seed(seed) + a build
+        model = build_model(spec)
+    artifact_id = trial.user_attrs.get(WEIGHTS_ATTR)
+    if artifact_id is None or artifact_store is None:
+        why = "no artifact store given" if artifact_id is not None else "the study saved none"
+        return _Weights(
+            model=model, origin=f"untrained: freshly initialised with seed {seed} ({why})"
+        )
+    state = download_state(
+        artifact_store,
+        artifact_id,
+        what=f"the weights of trial {trial.number} of study {study.study_name!r}",
+        fix="export with --retrain EPOCHS (retrain_epochs=) instead, or point "
+        "--artifact-dir (artifact_store=) at the store that holds them",
+    )
+    model.load_state_dict(state)
+    return _Weights(model=model, origin=f"trained in the study (artifact {artifact_id})")
+
+
+def _export_program(model: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """Save ``model`` (in eval mode) as a ``torch.export`` program with a dynamic batch
+    dimension, then reload it and check that it reproduces the model at two batch sizes."""
     batch = torch.export.Dim("batch", min=1, max=_MAX_BATCH)
     program = torch.export.export(
-        model, (torch.randn(2, *spec.input_shape),), dynamic_shapes=({0: batch},)
+        model, (torch.randn(2, *input_shape),), dynamic_shapes=({0: batch},)
     )
-    torch.export.save(program, files["program"])
-    reloaded = torch.export.load(files["program"]).module()
+    torch.export.save(program, path)
+    reloaded = torch.export.load(path).module()
     with torch.no_grad():
         for n in (1, 3):  # any batch size runs, and matches the model
-            example = torch.randn(n, *spec.input_shape)
+            example = torch.randn(n, *input_shape)
             torch.testing.assert_close(reloaded(example), model(example))
-    manifest = {
+
+
+def _manifest(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    spec: ArchitectureSpec,
+    weights: _Weights,
+    files: dict[str, Path],
+) -> dict[str, Any]:
+    """The contents of ``export.json``: where the model came from and what was written."""
+    return {
         "study_name": study.study_name,
         "trial": trial.number,
         "values": dict(zip(metric_names(study), trial.values or (), strict=False)),
         "canonical_hash": trial.user_attrs.get("canonical_hash"),
-        "weights": weights,
-        "test_accuracy": test_accuracy,
+        "weights": weights.origin,
+        "test_accuracy": weights.test_accuracy,
         "input_shape": list(spec.input_shape),
         "files": {k: p.name for k, p in files.items()},
         "torch": torch.__version__,
     }
-    files["manifest"].write_text(json.dumps(manifest, indent=2) + "\n")
-    return ExportResult(
-        trial=trial.number, out_dir=out, files=files, weights=weights, test_accuracy=test_accuracy
-    )
