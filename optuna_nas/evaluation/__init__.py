@@ -6,11 +6,11 @@ from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
 from optuna_nas.evaluation._base import FullTraining
 from optuna_nas.evaluation._base import Report
+from optuna_nas.evaluation._ensemble import MLPEnsemble
+from optuna_nas.evaluation._ensemble import PredictorQuality
 from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._hardware import isolated_rng
-from optuna_nas.evaluation._predictor import MLPEnsemble
 from optuna_nas.evaluation._predictor import PredictorEvaluator
-from optuna_nas.evaluation._predictor import PredictorQuality
 from optuna_nas.evaluation._proxy import ProxyTraining
 from optuna_nas.evaluation._proxy import rescale_spec
 from optuna_nas.evaluation._ranking import kendall_tau

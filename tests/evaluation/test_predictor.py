@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+import csv
+import importlib.util
 from pathlib import Path
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,7 +36,9 @@ from optuna_nas.samplers import DartsSearchConfig
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.spaces import params_to_nb201_arch
 from optuna_nas.spec import ArchitectureSpec
+from tests.nasbench import nasbench_csv
 
 
 @pytest.fixture(autouse=True)
@@ -149,14 +154,36 @@ class _Counting(Evaluator):
         return self.inner.evaluate(spec, report=report, seed=seed)
 
 
+class _Known(Evaluator):
+    """A fallback that 'trains' by reading a known score of the params it is passed."""
+
+    supports_params = True
+
+    def __init__(self, score: Any) -> None:
+        self.score = score
+        self.trained: list[dict[str, Any]] = []
+
+    def evaluate(
+        self,
+        spec: ArchitectureSpec,
+        *,
+        report: Report | None,
+        seed: int,
+        params: dict[str, Any] | None = None,
+    ) -> Evaluation:
+        assert params is not None
+        self.trained.append(params)
+        return Evaluation(values={"val_accuracy": float(self.score(params))})
+
+
 def _objective(space: SearchSpace, evaluator: PredictorEvaluator) -> Any:
-    """What NASObjective does around an evaluator: spec on the trial, attach, evaluate."""
+    """What NASObjective does around an evaluator: spec on the trial, attach, evaluate with
+    the trial's params (the evaluator supports_params), record the metrics."""
 
     def objective(trial: optuna.Trial) -> float:
         spec = space.suggest(trial)
-        trial.set_user_attr("spec", spec.to_dict())
         evaluator.attach(trial.study)
-        result = evaluator.evaluate(spec, report=None, seed=trial.number)
+        result = evaluator.evaluate(spec, report=None, seed=trial.number, params=trial.params)
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
         return result.values["predicted_accuracy"]
@@ -170,56 +197,121 @@ def test_predictor_evaluator_trains_warmup_then_predicts(
     space = ChainSpace(input_shape=digits.input_shape, num_outputs=10, max_depth=3, widths=(8, 16))
     proxy = ProxyTraining(digits, training=TrainingConfig(epochs=1), data_fraction=0.2)
     counting = _Counting(proxy)
-    evaluator = PredictorEvaluator(counting, space=space, warmup=4, predictor={"steps": 100})
+    # train_quantile=0: only a candidate predicted at least as well as everything seen trains.
+    evaluator = PredictorEvaluator(
+        counting, space=space, warmup=4, train_quantile=0.0, predictor={"steps": 100}
+    )
     storage = f"sqlite:///{tmp_path / 'p.db'}"
     study = optuna.create_study(
         storage=storage, direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
     )
-    study.optimize(_objective(space, evaluator), n_trials=6)
-    assert counting.calls == 4
+    study.optimize(_objective(space, evaluator), n_trials=8)
     trials = study.get_trials(states=(TrialState.COMPLETE,))
-    assert [t.user_attrs["scored_by"] for t in trials] == ["training"] * 4 + ["predictor"] * 2
+    assert [t.user_attrs.get("trained_for") for t in trials[:4]] == ["warmup"] * 4
     for t in trials[:4]:
         assert (
             t.value == t.user_attrs["predictor_target"] == t.user_attrs["val_accuracy_curve"][-1]
         )
+    trained = [t for t in trials if t.user_attrs["scored_by"] == "training"]
+    assert counting.calls == len(trained)
     for t in trials[4:]:
-        assert t.user_attrs["predictor_train_size"] == 4
-        assert t.user_attrs["predicted_std"] >= 0
-        assert "predictor_target" not in t.user_attrs
-    # A new process (a fresh evaluator on the stored study) predicts at once: the training set
-    # lives in the study, not in the evaluator.
-    fresh_counting = _Counting(proxy)
-    fresh = PredictorEvaluator(fresh_counting, space=space, warmup=4, predictor={"steps": 100})
+        a = t.user_attrs
+        assert a["predictor_train_size"] == len([u for u in trained if u.number < t.number])
+        assert a["predicted_std"] >= 0
+        # The rule, as recorded: trained iff the acquisition reaches the threshold.
+        assert (a["scored_by"] == "training") == (
+            a["predictor_acquisition"] >= a["predictor_threshold"]
+        )
+        if a["scored_by"] == "predictor":
+            assert "predictor_target" not in a and t.value == a["predicted_mean"]
+    # A new process (a fresh evaluator on the stored study) fits the same training set: the
+    # training set lives in the study, not in the evaluator.
+    fresh = PredictorEvaluator(_Counting(proxy), space=space, warmup=4, predictor={"steps": 100})
     again = optuna.load_study(study_name=study.study_name, storage=storage)
     again.optimize(_objective(space, fresh), n_trials=1)
-    assert fresh_counting.calls == 0
-    assert fresh.quality(folds=2).n == 4
+    assert again.trials[-1].user_attrs["predictor_train_size"] == len(trained)
+    assert fresh.quality(folds=2).n == len(trained)
 
 
-def test_predictor_evaluator_needs_the_spec_on_a_running_trial(digits: DataSplits) -> None:
+def test_predictor_evaluator_keeps_training_the_acquisitions_best() -> None:
+    """After warm-up it still trains, refits every ``refit_every`` trained results, and what it
+    trains is better than what it only predicts (a known score, no networks)."""
+    space = _cell_space()
+    known = _Known(_score)
+    evaluator = PredictorEvaluator(
+        known,
+        space=space,
+        warmup=10,
+        refit_every=3,
+        train_quantile=0.25,
+        predictor={"steps": 150, "seed": 0},
+    )
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    study.optimize(_objective(space, evaluator), n_trials=70)
+    trials = study.trials
+    after = trials[10:]
+    by_acquisition = [t for t in after if t.user_attrs.get("trained_for") == "acquisition"]
+    predicted = [t for t in after if t.user_attrs["scored_by"] == "predictor"]
+    assert len(by_acquisition) >= 3 and len(predicted) >= 30
+    assert len(known.trained) == 10 + len(by_acquisition)
+    true = {t.number: _score(t.params) for t in trials}
+    assert np.mean([true[t.number] for t in by_acquisition]) > np.mean(
+        [true[t.number] for t in predicted]
+    )
+    # Fitted on warmup + 3 * floor((n - warmup) / 3) trained results: it grows, in steps of 3.
+    sizes = [t.user_attrs["predictor_train_size"] for t in after]
+    assert sizes == sorted(sizes) and sizes[-1] > 10
+    assert all((s - 10) % 3 == 0 for s in sizes)
+    for t in after:
+        n = sum(1 for u in trials if u.number < t.number and u.user_attrs.get("trained_for"))
+        assert t.user_attrs["predictor_train_size"] == 10 + 3 * ((n - 10) // 3)
+
+
+def test_predictor_evaluator_on_nasbench201_trains_better_archs_than_it_predicts() -> None:
+    """Real data: NB201 CIFAR-10 validation accuracies from the table, random proposals."""
+    with nasbench_csv().open() as f:
+        table = {r["arch"]: float(r["valid_acc_200ep"]) for r in csv.DictReader(f)}
+    space = CellSpace.nasbench201()
+    known = _Known(lambda p: table[params_to_nb201_arch(p)])
+    evaluator = PredictorEvaluator(known, space=space, warmup=20, predictor={"steps": 200})
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    study.optimize(_objective(space, evaluator), n_trials=100)
+    after = study.trials[20:]
+    acc = {t.number: table[params_to_nb201_arch(t.params)] for t in study.trials}
+    trained = [acc[t.number] for t in after if t.user_attrs["scored_by"] == "training"]
+    predicted = [acc[t.number] for t in after if t.user_attrs["scored_by"] == "predictor"]
+    assert len(trained) >= 3
+    # Random proposals, so what it trains is chosen only by the acquisition.
+    assert np.median(trained) > np.quantile(predicted, 0.75)
+
+
+def test_predictor_evaluator_needs_params_and_the_study(digits: DataSplits) -> None:
     space = ChainSpace(
         input_shape=digits.input_shape, num_outputs=10, max_depth=2, stride_layers=(2,)
     )
-    evaluator = PredictorEvaluator(
-        ProxyTraining(digits, training=TrainingConfig(epochs=1), data_fraction=0.1),
-        space=space,
-        warmup=2,
-    )
-    spec = space.decode(_sample(space, 1, seed=0)[0])
+    evaluator = PredictorEvaluator(_Known(lambda p: 0.5), space=space, warmup=2)
+    assert PredictorEvaluator.supports_params
+    params = _sample(space, 1, seed=0)[0]
+    spec = space.decode(params)
     with pytest.raises(RuntimeError, match="attach"):
-        evaluator.evaluate(spec, report=None, seed=0)
-    study = optuna.create_study(direction="maximize")
-    for value in (0.5, 0.7):
-        trial = study.ask()
-        space.suggest(trial)
-        trial.set_user_attr("predictor_target", value)
-        study.tell(trial, value)
-    evaluator.attach(study)
-    with pytest.raises(ValueError, match="user_attrs\\['spec'\\]"):
+        evaluator.evaluate(spec, report=None, seed=0, params=params)
+    evaluator.attach(optuna.create_study(direction="maximize"))
+    with pytest.raises(ValueError, match="params="):
         evaluator.evaluate(spec, report=None, seed=0)
     with pytest.raises(ValueError, match="warmup"):
         PredictorEvaluator(evaluator, space=space, warmup=1)
+    with pytest.raises(ValueError, match="refit_every"):
+        PredictorEvaluator(evaluator, space=space, refit_every=0)
+    with pytest.raises(ValueError, match="exploration"):
+        PredictorEvaluator(evaluator, space=space, exploration=-1.0)
+    with pytest.raises(ValueError, match="train_quantile"):
+        PredictorEvaluator(evaluator, space=space, train_quantile=1.5)
+    with pytest.raises(ValueError, match="target_transform"):
+        PredictorEvaluator(evaluator, space=space, predictor={"target_transform": "log"})
 
 
 def test_experimental_features_warn_as_optuna_does(digits: DataSplits) -> None:
@@ -231,3 +323,30 @@ def test_experimental_features_warn_as_optuna_does(digits: DataSplits) -> None:
         Supernet(space)
     with pytest.warns(optuna.exceptions.ExperimentalWarning, match="DARTS"):
         DartsSearchConfig()
+
+
+def test_predictor_benchmark_smoke_beats_chance_on_nasbench201() -> None:
+    """benchmarks/predictor.py --smoke: one seed, 50 training archs, 300 held out, real data."""
+    csv_path = nasbench_csv()
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "_predictor_benchmark", root / "benchmarks/predictor.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    results_md = (root / "benchmarks" / "RESULTS.md").read_text()
+    try:
+        spec.loader.exec_module(module)
+        result = module.main(["--smoke", "--csv", str(csv_path)])
+        # The table is made from the numbers: a changed result gives a changed table.
+        table = module.markdown(result)
+        result["summary"]["mlp_ensemble"]["50"]["spearman"] += 0.1
+        assert module.markdown(result) != table
+    finally:
+        del sys.modules[spec.name]
+    assert (root / "benchmarks" / "RESULTS.md").read_text() == results_md  # smoke writes nothing
+    ensemble = next(r for r in result["rows"] if r["predictor"] == "mlp_ensemble")
+    assert ensemble["size"] == 50 and ensemble["spearman"] > 0.3 and ensemble["kendall"] > 0.2
+    for row in result["rows"]:
+        assert row["spearman"] > 0.3, row  # every predictor beats a constant (no correlation)
