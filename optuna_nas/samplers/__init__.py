@@ -10,6 +10,7 @@ from optuna_nas.samplers._darts import DartsSampler
 from optuna_nas.samplers._darts import DartsSearchConfig
 from optuna_nas.samplers._darts import export_choices
 from optuna_nas.samplers._evolution import RegularizedEvolutionSampler
+from optuna_nas.samplers._factory import PREDICTOR_NAMES
 from optuna_nas.samplers._factory import SAMPLER_NAMES
 from optuna_nas.samplers._factory import create_sampler
 from optuna_nas.samplers._predictor import KernelPredictor
@@ -19,6 +20,7 @@ from optuna_nas.samplers._progressive import default_complexity
 from optuna_nas.samplers._reinforce import ReinforceSampler
 
 __all__ = [
+    "PREDICTOR_NAMES",
     "SAMPLER_NAMES",
     "DartsSampler",
     "DartsSearchConfig",

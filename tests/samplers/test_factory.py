@@ -3,7 +3,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from optuna_nas.samplers import PREDICTOR_NAMES
 from optuna_nas.samplers import SAMPLER_NAMES
+from optuna_nas.samplers import KernelPredictor
 from optuna_nas.samplers import ProgressiveSampler
 from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.samplers import ReinforceSampler
@@ -71,3 +73,47 @@ def test_unknown_names_and_options_raise_one_clear_error() -> None:
         create_sampler("evolution", population=3)
     with pytest.raises(ValueError, match="unknown option"):
         create_sampler("tpe", population_size=3)
+
+
+@pytest.mark.parametrize("name", ["evolution", "progressive"])
+def test_predictor_guided_samplers_by_name(name: str) -> None:
+    sampler = create_sampler(name, predictor="kernel", seed=0)
+    assert isinstance(sampler._predictor, KernelPredictor)  # type: ignore[attr-defined]
+    # The same sampler as benchmarks/nb201.py's `<name>_predictor` row.
+    assert sampler._num_candidates == 20  # type: ignore[attr-defined]
+    assert create_sampler(name, predictor=None)._predictor is None  # type: ignore[attr-defined]
+
+
+def test_predictor_options_and_instances_reach_the_sampler() -> None:
+    mine = KernelPredictor(exploration=0.5)
+    evo = create_sampler("evolution", predictor=mine, num_candidates=5)
+    assert evo._predictor is mine and evo._num_candidates == 5  # type: ignore[attr-defined]
+    assert create_sampler("evolution")._num_candidates == 1  # type: ignore[attr-defined]
+    assert PREDICTOR_NAMES == ("kernel",)
+
+
+def test_predictor_guided_evolution_searches_a_study() -> None:
+    study = optuna.create_study(
+        direction="maximize", sampler=create_sampler("evolution", predictor="kernel", seed=0)
+    )
+    choices = ["a", "b", "c", "d"]
+    score = {"a": 0.0, "b": 1.0, "c": 2.0, "d": 3.0}
+    study.optimize(
+        lambda t: sum(score[t.suggest_categorical(f"x{i}", choices)] for i in range(4)),
+        n_trials=40,
+    )
+    guided = [t for t in study.trials if t.number >= 20]
+    assert len(guided) == 20 and study.best_value >= 9
+
+
+def test_bad_predictor_arguments_raise_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"`predictor` must be one of \['kernel'\].*'mlp'"):
+        create_sampler("evolution", predictor="mlp")
+    with pytest.raises(ValueError, match=r"`predictor` must be one of .* but got 3"):
+        create_sampler("progressive", predictor=3)
+    with pytest.raises(
+        ValueError, match=r"`predictor` is accepted by \['evolution', 'progressive'\] only.*'tpe'"
+    ):
+        create_sampler("tpe", predictor="kernel")
+    with pytest.raises(ValueError, match="unknown option"):
+        create_sampler("random", predictor=None)
