@@ -36,6 +36,7 @@ import warnings
 
 import optuna
 from optuna.storages import GrpcStorageProxy
+from optuna.trial import FrozenTrial
 
 from optuna_nas.storage import _claims
 from optuna_nas.storage._claims import ClaimBoard
@@ -152,14 +153,15 @@ class GrpcHeartbeatStorage(GrpcStorageProxy, AttrHeartbeat):
 
     def _setup(self) -> None:
         # Optuna's channel, with a deadline and our errors on every call of its stub and cache.
-        from optuna.storages._grpc.client import GrpcClientCache
-
         super()._setup()
         self._stub = cast(Any, _DeadlineStub(self._stub, self.url, self._timeout))
-        self._cache = GrpcClientCache(self._stub)
+        self._cache = _canonical_cache(self._stub)
         self._nas = _NasClient(self._channel, self.url, self._timeout)
         with _claims._BOARDS_LOCK:  # claim_board(self) finds it; see optuna_nas.storage._claims
             _claims._BOARDS[self] = _GrpcBoard(self._nas)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return canonical_order(super().get_trial(trial_id))
 
     def __getstate__(self) -> dict[Any, Any]:
         state = super().__getstate__()
@@ -174,6 +176,34 @@ class GrpcHeartbeatStorage(GrpcStorageProxy, AttrHeartbeat):
             super().record_heartbeat(trial_id)
         except ConnectionError as err:  # the next beat tries again; the grace period covers it
             _logger.warning(f"The heartbeat of trial id {trial_id} was not recorded: {err}")
+
+
+def canonical_order(trial: FrozenTrial) -> FrozenTrial:
+    """``trial`` with its params, distributions and attrs in name order and its intermediate
+    values in step order, in place.
+
+    The proxy sends them as protobuf maps, which arrive in an order that changes from process
+    to process; code that iterates ``trial.params`` (a mutation picking the i-th name) would
+    draw differently in every worker despite its seed. The RDB gives insertion (suggestion)
+    order, so the two agree where a space suggests its names in sorted order.
+    """
+    trial.params = dict(sorted(trial.params.items()))
+    trial.distributions = dict(sorted(trial.distributions.items()))
+    trial.user_attrs = dict(sorted(trial.user_attrs.items()))
+    trial.system_attrs = dict(sorted(trial.system_attrs.items()))
+    trial.intermediate_values = dict(sorted(trial.intermediate_values.items()))
+    return trial
+
+
+def _canonical_cache(stub: Any) -> Any:
+    """Optuna's client cache of trials, each put in :func:`canonical_order` once on arrival."""
+    from optuna.storages._grpc.client import GrpcClientCache
+
+    class CanonicalCache(GrpcClientCache):
+        def _add_trial_to_cache(self, study_id: int, trial: FrozenTrial) -> None:
+            super()._add_trial_to_cache(study_id, canonical_order(trial))
+
+    return CanonicalCache(stub)
 
 
 class _DeadlineStub:
