@@ -22,10 +22,12 @@ from typing import Literal
 
 import optuna
 from optuna.artifacts._protocol import ArtifactStore
+from optuna.trial import FrozenTrial
 import torch
 
 from optuna_nas._checkpoint import TrialCheckpoint
-from optuna_nas._checkpoint import original_trial_number
+from optuna_nas._compat import set_trial_user_attrs
+from optuna_nas._compat import started_system_attrs
 from optuna_nas._failures import CandidateFailed
 from optuna_nas._study_setup import check_setup
 from optuna_nas._study_setup import describe_setup
@@ -44,6 +46,7 @@ from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import canonical_hash
 from optuna_nas.storage import copy_duplicate
 from optuna_nas.storage import find_or_claim
+from optuna_nas.storage._dedup import finished_by_hash
 
 __all__ = ["OBJECTIVES", "CandidateFailed", "NASObjective", "is_out_of_memory"]
 
@@ -179,6 +182,8 @@ class NASObjective:
         self.allow_setup_change = bool(allow_setup_change)
         self._setup = describe_setup(space, self.objectives, evaluator)
         self._checked: tuple[int, str] | None = None
+        # The study's finished trials by canonical hash, read once per study (see _copy_duplicate).
+        self._finished: tuple[tuple[int, str], dict[str, FrozenTrial]] | None = None
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:
@@ -215,15 +220,21 @@ class NASObjective:
     def _record_spec(self, trial: optuna.Trial, spec: ArchitectureSpec) -> dict[str, Any]:
         """Store the spec, its hash, parameter count and FLOPs (and its diagram) with the trial;
         return the cost values known before any training."""
+        params, flops = count_params(spec), count_flops(spec)  # from the spec's shapes: cheap
         values: dict[str, Any] = {
-            "params": float(count_params(spec)),
-            "flops": float(count_flops(spec)),
+            "params": float(params),
+            "flops": float(flops),
             "canonical_hash": canonical_hash(spec),
         }
-        trial.set_user_attr("spec", spec.to_json())  # a string: optuna-dashboard shows it whole
-        trial.set_user_attr("canonical_hash", values["canonical_hash"])
-        trial.set_user_attr("params", int(values["params"]))
-        trial.set_user_attr("flops", int(values["flops"]))
+        set_trial_user_attrs(  # one transaction on an RDB, not one per attr
+            trial,
+            {
+                "spec": spec.to_json(),  # a string: optuna-dashboard shows it whole
+                "canonical_hash": values["canonical_hash"],
+                "params": params,
+                "flops": flops,
+            },
+        )
         if self.artifact_store is not None:
             attach_architecture(trial, spec, artifact_store=self.artifact_store)
         return values
@@ -248,11 +259,18 @@ class NASObjective:
         one; None if this trial is the one to train it (or deduplication is off)."""
         if not self.deduplicate:
             return None
+        # The history is read once per study: trials finished later were evaluated under
+        # claims, which find_or_claim checks (reading it per trial cost a round trip each).
+        study = trial.study
+        where = (study._study_id, study.study_name)
+        if self._finished is None or self._finished[0] != where:
+            self._finished = (where, finished_by_hash(study))
         source = find_or_claim(
             trial,
             spec_hash,
             timeout=self.duplicate_timeout,
             poll_interval=self.duplicate_poll_interval,
+            finished=self._finished[1],
         )
         if source is None:
             return None
@@ -271,7 +289,7 @@ class NASObjective:
         self._record_data(trial.study)
         # A retry (after its worker died) trains with the seed of the trial it replaces and
         # resumes from that trial's last checkpoint, so it ends as that trial would have.
-        seed = self.seed + original_trial_number(trial)
+        seed = self.seed + _original_trial_number(trial)
         extra: dict[str, Any] = {}
         checkpoint = None
         if self.artifact_store is not None and self.evaluator.supports_checkpoints:
@@ -372,6 +390,16 @@ class NASObjective:
             batch_size=self.latency_batch_size,
             device=self.device,
         ).median_ms
+
+
+def _original_trial_number(trial: optuna.Trial) -> int:
+    """The number of the trial ``trial`` retries (Optuna's ``failed_trial``), else its own.
+
+    As :func:`optuna_nas._checkpoint.original_trial_number`, from the attrs the trial started
+    with (``failed_trial`` is set when a retry is created), so no storage read per trial.
+    """
+    failed = started_system_attrs(trial).get("failed_trial")
+    return int(failed) if isinstance(failed, int) else trial.number
 
 
 def _worst(objective: str) -> Any:

@@ -16,6 +16,12 @@ Protocol, run by a trial after it has recorded ``user_attrs["canonical_hash"] = 
    compare-and-set in the storage: one waiter wins and evaluates, the others go back to 3 with
    the new owner.
 
+Step 1 reads the study's whole history, a storage round trip that costs more than the rest of
+a cheap trial's bookkeeping. A worker that runs many trials (``NASObjective``) instead takes
+one snapshot, :func:`finished_by_hash`, on its first trial and passes it as ``finished``:
+trials finished after the snapshot were evaluated under claims (or copied from a trial that
+was), so step 2 finds them.
+
 Why it is race-free: ownership changes only through the two storage-atomic operations, so at
 any moment one trial owns ``h``, and a trial evaluates only while it owns ``h``; an owner loses
 ``h`` only after it is ``FAIL`` (finished: it can no longer report values). A completed
@@ -32,6 +38,7 @@ a pruned trial is pruned too: the pruner already judged that architecture.
 from __future__ import annotations
 
 from collections.abc import Collection
+from collections.abc import Mapping
 from collections.abc import Sequence
 import hashlib
 import time
@@ -63,10 +70,13 @@ def find_or_claim(
     *,
     timeout: float | None = None,
     poll_interval: float = 1.0,
+    finished: Mapping[str, FrozenTrial] | None = None,
 ) -> FrozenTrial | None:
     """Decide whether ``trial`` evaluates the architecture with hash ``canonical_hash``.
 
-    Records ``user_attrs["canonical_hash"]`` if the trial does not have it yet.
+    Records ``user_attrs["canonical_hash"]`` if the trial does not have it yet. Step 1 looks the
+    hash up in ``finished`` (a :func:`finished_by_hash` snapshot of the study) if given, else
+    in the study's trials read now.
 
     Returns:
         ``None`` if ``trial`` now owns the architecture and must evaluate it; otherwise the
@@ -86,7 +96,9 @@ def find_or_claim(
     study = trial.study
     if trial.user_attrs.get(HASH_ATTR) != canonical_hash:
         trial.set_user_attr(HASH_ATTR, canonical_hash)
-    done = _finished_with_hash(study.get_trials(deepcopy=False), canonical_hash)
+    if finished is None:
+        finished = finished_by_hash(study)
+    done = finished.get(canonical_hash)
     if done is not None:
         return done
 
@@ -138,16 +150,18 @@ def copy_duplicate(
     return source.values[0] if len(source.values) == 1 else list(source.values)
 
 
-def _finished_with_hash(trials: Sequence[FrozenTrial], canonical_hash: str) -> FrozenTrial | None:
-    pruned = None
-    for t in trials:
-        if t.user_attrs.get(HASH_ATTR) != canonical_hash:
+def finished_by_hash(study: optuna.Study) -> dict[str, FrozenTrial]:
+    """The trial a duplicate of each canonical hash in ``study`` copies, by hash: the first
+    ``COMPLETE`` trial with that hash, else the first ``PRUNED`` one (one read of the study)."""
+    out: dict[str, FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        h = t.user_attrs.get(HASH_ATTR)
+        if not isinstance(h, str):
             continue
-        if t.state is TrialState.COMPLETE:
-            return t
-        if t.state is TrialState.PRUNED and pruned is None:
-            pruned = t
-    return pruned
+        known = out.get(h)
+        if known is None or (known.state is TrialState.PRUNED and t.state is TrialState.COMPLETE):
+            out[h] = t
+    return out
 
 
 def _get_trial(storage: optuna.storages.BaseStorage, trial_id: int) -> FrozenTrial | None:
