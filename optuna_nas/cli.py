@@ -245,7 +245,7 @@ def _dashboard(args: argparse.Namespace) -> None:
 
     if args.storage.startswith("grpc://"):
         raise CommandError(
-            f"dashboard: optuna-dashboard reads the database itself; give it the URL that "
+            f"optuna-dashboard reads the database itself; give it the URL that "
             f"`optuna-nas storage-server` serves, not {args.storage!r}."
         )
     _check_storage(args.storage)
