@@ -22,7 +22,10 @@ import optuna
 from optuna.distributions import distribution_to_json
 import torch
 
+from optuna_nas._validation import check_int
+from optuna_nas.data import Batches
 from optuna_nas.data import DataSplits
+from optuna_nas.data import make_loader
 from optuna_nas.data import make_loaders
 from optuna_nas.evaluation._base import Evaluation
 from optuna_nas.evaluation._base import Evaluator
@@ -35,6 +38,10 @@ from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
 from optuna_nas.evaluation._supernet import sample_uniform
 from optuna_nas.evaluation._supernet import split_key
+from optuna_nas.evaluation._supernet_settings import FewShotSplit
+from optuna_nas.evaluation._supernet_settings import SupernetRecipe
+from optuna_nas.evaluation._supernet_settings import SupernetSharing
+from optuna_nas.evaluation._supernet_settings import as_keywords
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.evaluation._training import evaluate_accuracy
 from optuna_nas.spaces import SearchSpace
@@ -52,7 +59,6 @@ ATTR_PREFIX = "optuna_nas:supernet:"
 """Study system attr ``ATTR_PREFIX + fingerprint`` holds the stored supernet's artifact id."""
 JOB_PREFIX = "supernet:"
 """The job ``JOB_PREFIX + fingerprint`` (:func:`~optuna_nas.storage.run_job`) trains it."""
-ON_BAD_SUPERNET = ("retrain", "stop")
 
 _logger = optuna.logging.get_logger(__name__)
 
@@ -145,60 +151,41 @@ class WeightSharingEvaluator(Evaluator):
         few_shot_training: TrainingConfig | None = None,
         few_shot_min_share: float = 0.05,
     ) -> None:
-        check_data(data)
-        batch_size = resolve_batch_size(batch_size, data)
-        if (
-            isinstance(calibration_batches, bool)
-            or not isinstance(calibration_batches, int)
-            or calibration_batches < 1
-        ):
-            raise ValueError(
-                f"`calibration_batches >= 1` must hold, but got {calibration_batches=}."
-            )
-        for name, seconds in (
-            ("poll_interval_s", poll_interval_s),
-            ("claim_heartbeat_s", claim_heartbeat_s),
-        ):
-            if not (isinstance(seconds, (int, float)) and seconds > 0 and np.isfinite(seconds)):
-                raise ValueError(f"`{name}` must be finite and > 0, but got {name}={seconds!r}.")
-        if on_bad_supernet not in ON_BAD_SUPERNET:
-            raise ValueError(
-                f"`on_bad_supernet` must be one of {ON_BAD_SUPERNET}, but got {on_bad_supernet!r}."
-            )
-        if sampling not in ("uniform", "fair"):
-            raise ValueError(f"`sampling` must be 'uniform' or 'fair', but got {sampling!r}.")
-        if few_shot is None and few_shot_training is not None:
-            raise ValueError("`few_shot_training` needs `few_shot` (e.g. few_shot='depth').")
-        if not (isinstance(few_shot_min_share, (int, float)) and 0 <= few_shot_min_share < 1):
-            raise ValueError(
-                "`0 <= few_shot_min_share < 1` must hold, but got "
-                f"few_shot_min_share={few_shot_min_share!r}."
-            )
+        self.data = check_data(data)
         if (space.input_shape, space.num_outputs) != (data.input_shape, data.num_classes):
             raise ValueError(
                 f"`space` builds networks for input_shape={space.input_shape} and "
                 f"num_outputs={space.num_outputs}, but `data` {data.name!r} has "
                 f"input_shape={data.input_shape} and {data.num_classes} classes."
             )
-        self.data = data
         self.space = space
         self.artifact_store = artifact_store
-        self.training = training
-        self.batch_size = batch_size
-        self.calibration_batches = calibration_batches
-        self.seed = seed
+        self.recipe = SupernetRecipe(
+            training=training,
+            batch_size=resolve_batch_size(batch_size, data),
+            seed=seed,
+            sampling=sampling,
+        )
+        """How the one-shot supernet is trained."""
+        self.sharing = SupernetSharing(
+            poll_interval_s=poll_interval_s,
+            claim_heartbeat_s=claim_heartbeat_s,
+            on_bad_supernet=on_bad_supernet,
+        )
+        """How workers share the supernet through the study."""
+        self.few_shot = FewShotSplit.of(
+            few_shot,
+            training=few_shot_training,
+            one_shot_training=training,
+            min_share=few_shot_min_share,
+        )
+        """With ``few_shot``: how the space is split and the sub-supernets are trained."""
+        self.calibration_batches = check_int("calibration_batches", calibration_batches, minimum=1)
         self.device = check_device(device)
-        self.poll_interval_s = float(poll_interval_s)
-        self.claim_heartbeat_s = float(claim_heartbeat_s)
-        self.on_bad_supernet = on_bad_supernet
-        self.sampling = sampling
-        self.few_shot = few_shot
-        self.few_shot_training = few_shot_training or training
-        self.few_shot_min_share = float(few_shot_min_share)
         self.few_shot_parts: tuple[str, ...] = ()
         """The parts of the split that get a sub-supernet (empty without ``few_shot``)."""
-        if few_shot is not None:
-            self.few_shot_parts = self._parts(few_shot)
+        if self.few_shot is not None:
+            self.few_shot_parts = self._parts(self.few_shot)
         self.fingerprint = self._fingerprint()
         self.supernet: Supernet | None = None
         """The one-shot supernet (also with ``few_shot``)."""
@@ -269,7 +256,7 @@ class WeightSharingEvaluator(Evaluator):
                 return self._load(study, artifact_id), artifact_id
             except ArtifactError as err:
                 self._bad_artifacts.add(artifact_id)
-                if self.on_bad_supernet == "stop":
+                if self.sharing.on_bad_supernet == "stop":
                     raise SupernetUnavailable(
                         f"{err} The study stops here (on_bad_supernet='stop')."
                     ) from err
@@ -292,20 +279,19 @@ class WeightSharingEvaluator(Evaluator):
             done=done,
             work=lambda lease: train(),
             record=record,
-            heartbeat_s=self.claim_heartbeat_s,
-            poll_s=self.poll_interval_s,
+            heartbeat_s=self.sharing.claim_heartbeat_s,
+            poll_s=self.sharing.poll_interval_s,
         )
         adopt(state, artifact_id)
 
     def _train_one_shot(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        supernet = Supernet(self.space, seed=self.seed, device=self.device)
-        train, _, _ = make_loaders(
-            self.data, batch_size=self.batch_size, seed=self.seed, device=self.device
-        )
+        recipe = self.recipe
+        supernet = Supernet(self.space, seed=recipe.seed, device=self.device)
+        train = self._training_batches()
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            steps = supernet.train(train, config=self.training, fair=self.sampling == "fair")
+            torch.manual_seed(recipe.seed)
+            steps = supernet.train(train, config=recipe.training, fair=recipe.sampling == "fair")
         self.training_steps_run += steps
         return supernet.state_dict(), {
             "steps": steps,
@@ -316,21 +302,19 @@ class WeightSharingEvaluator(Evaluator):
 
     def _train_sub_supernets(self) -> tuple[dict[str, Any], dict[str, Any]]:
         assert self.supernet is not None and self.few_shot is not None
-        split = self.few_shot
-        train, _, _ = make_loaders(
-            self.data, batch_size=self.batch_size, seed=self.seed, device=self.device
-        )
+        split, seed = self.few_shot.split, self.recipe.seed
+        train = self._training_batches()
         states: dict[str, Any] = {}
         records: dict[str, Any] = {}
         for i, part in enumerate(self.few_shot_parts):
-            sub = self.supernet.copy(seed=self.seed + 1 + i)
+            sub = self.supernet.copy(seed=seed + 1 + i)
             start = time.perf_counter()
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + 1 + i)
+                torch.manual_seed(seed + 1 + i)
                 steps = sub.train(
                     train,
-                    config=self.few_shot_training,
-                    fair=self.sampling == "fair",
+                    config=self.few_shot.training,
+                    fair=self.recipe.sampling == "fair",
                     accept=in_part(split, part),
                 )
             self.training_steps_run += steps
@@ -349,8 +333,18 @@ class WeightSharingEvaluator(Evaluator):
         }
         return {"few_shot": split, "sub_supernets": states}, record
 
+    def _training_batches(self) -> Batches:
+        """The training split's batches in the supernet's data order."""
+        return make_loader(
+            self.data,
+            "train",
+            batch_size=self.recipe.batch_size,
+            seed=self.recipe.seed,
+            device=self.device,
+        )
+
     def _rebuild(self, state: dict[str, Any]) -> Supernet:
-        supernet = Supernet(self.space, seed=self.seed, device=self.device)
+        supernet = Supernet(self.space, seed=self.recipe.seed, device=self.device)
         supernet.load_state_dict(state)
         return supernet
 
@@ -372,34 +366,31 @@ class WeightSharingEvaluator(Evaluator):
         )
 
     def _one_shot_evaluator(self) -> WeightSharingEvaluator:
+        """An evaluator of the same one-shot supernet, without the few-shot split."""
         return WeightSharingEvaluator(
             self.data,
             space=self.space,
             artifact_store=self.artifact_store,
-            training=self.training,
-            batch_size=self.batch_size,
             calibration_batches=self.calibration_batches,
-            seed=self.seed,
             device=self.device,
-            poll_interval_s=self.poll_interval_s,
-            claim_heartbeat_s=self.claim_heartbeat_s,
-            on_bad_supernet=self.on_bad_supernet,
-            sampling=self.sampling,
+            **as_keywords(self.recipe),
+            **as_keywords(self.sharing),
         )
 
-    def _parts(self, split: str) -> tuple[str, ...]:
-        rng = np.random.default_rng(self.seed)
+    def _parts(self, few_shot: FewShotSplit) -> tuple[str, ...]:
+        split = few_shot.split
+        rng = np.random.default_rng(self.recipe.seed)
         dists = self.space.distributions()
         draws = 1000
         counts = Counter(
             split_key(self.space.decode(sample_uniform(dists, rng)), split) for _ in range(draws)
         )
-        parts = tuple(sorted(p for p, n in counts.items() if n >= self.few_shot_min_share * draws))
+        parts = tuple(sorted(p for p, n in counts.items() if n >= few_shot.min_share * draws))
         if len(parts) < 2:
             raise ValueError(
                 f"few_shot={split!r} does not split this {self.space.name} space: "
                 f"{dict(counts)} in {draws} uniform draws leave {len(parts)} part(s) with a "
-                f"share >= few_shot_min_share={self.few_shot_min_share}; choose another split "
+                f"share >= few_shot_min_share={few_shot.min_share}; choose another split "
                 "('depth' or 'op:<node id>' of a node whose op is searched)."
             )
         return parts
@@ -418,19 +409,20 @@ class WeightSharingEvaluator(Evaluator):
                 self.data.size("val"),
                 list(self.data.input_shape),
             ],
-            "training": repr(self.training),
-            "batch_size": self.batch_size,
-            "seed": self.seed,
+            "training": repr(self.recipe.training),
+            "batch_size": self.recipe.batch_size,
+            "seed": self.recipe.seed,
         }
         if self.data.augment is not None:  # data stored before augmentation keep theirs
             described["augment"] = repr(self.data.augment)
-        if self.sampling != "uniform":  # uniform supernets stored before the option keep theirs
-            described["sampling"] = self.sampling
+        if self.recipe.sampling != "uniform":  # uniform supernets stored before it keep theirs
+            described["sampling"] = self.recipe.sampling
         if self.few_shot is not None:
+            split = self.few_shot.split
             described["few_shot"] = {
-                "split": self.few_shot,
-                "candidates": {self.few_shot: list(self.few_shot_parts)},
-                "training": repr(self.few_shot_training),
+                "split": split,
+                "candidates": {split: list(self.few_shot_parts)},
+                "training": repr(self.few_shot.training),
             }
         text = json.dumps(described, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -446,12 +438,12 @@ class WeightSharingEvaluator(Evaluator):
         start = time.perf_counter()
         supernet, part = self.supernet, "one-shot"
         if self.few_shot is not None:
-            key = split_key(spec, self.few_shot)
+            key = split_key(spec, self.few_shot.split)
             if key in self.sub_supernets:
                 supernet, part = self.sub_supernets[key], key
         model, inherited = supernet.inherit(spec, seed=seed)
         train, val, _ = make_loaders(
-            self.data, batch_size=self.batch_size, seed=seed, device=self.device
+            self.data, batch_size=self.recipe.batch_size, seed=seed, device=self.device
         )
         batches = list(itertools.islice(train, self.calibration_batches))
         recalibrate_batchnorm(model, batches, device=self.device)
