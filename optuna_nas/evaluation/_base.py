@@ -95,21 +95,17 @@ class _TrainingEvaluator(Evaluator):
     device: torch.device
     supports_checkpoints = True
 
-    def _train_and_score(
+    def evaluate(
         self,
         spec: ArchitectureSpec,
-        data: DataSplits,
         *,
         report: Report | None,
         seed: int,
-        checkpoint: Checkpoint | None,
-        metrics: Mapping[str, Any] | None = None,
-        keep_model: bool = True,
+        checkpoint: Checkpoint | None = None,
     ) -> Evaluation:
-        """Train ``spec`` on ``data`` (:func:`train_candidate`); ``metrics`` are recorded with
-        the training ones, and the model is returned when ``keep_model``."""
+        network, data, metrics = self._task(spec)
         model, result = train_candidate(
-            spec,
+            network,
             data,
             training=self.training,
             batch_size=self.batch_size,
@@ -120,10 +116,15 @@ class _TrainingEvaluator(Evaluator):
         )
         return Evaluation(
             values={"val_accuracy": result.final_val_accuracy},
-            metrics={**training_metrics(result), **(metrics or {})},
+            metrics={**training_metrics(result), **metrics},
             stopped_early=result.stopped_early,
-            model=model if keep_model else None,
+            model=model if network is spec else None,  # a rescaled network is not the candidate
         )
+
+    @abc.abstractmethod
+    def _task(self, spec: ArchitectureSpec) -> tuple[ArchitectureSpec, DataSplits, dict[str, Any]]:
+        """The network to train for ``spec`` (``spec`` itself, or a cheaper one), the data to
+        train and score it on, and metrics to record with the training ones."""
 
 
 class FullTraining(_TrainingEvaluator):
@@ -152,17 +153,8 @@ class FullTraining(_TrainingEvaluator):
         self.batch_size = resolve_batch_size(batch_size, data)
         self.device = check_device(device)
 
-    def evaluate(
-        self,
-        spec: ArchitectureSpec,
-        *,
-        report: Report | None,
-        seed: int,
-        checkpoint: Checkpoint | None = None,
-    ) -> Evaluation:
-        return self._train_and_score(
-            spec, self.data, report=report, seed=seed, checkpoint=checkpoint
-        )
+    def _task(self, spec: ArchitectureSpec) -> tuple[ArchitectureSpec, DataSplits, dict[str, Any]]:
+        return spec, self.data, {}
 
 
 def train_candidate(

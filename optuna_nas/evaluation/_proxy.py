@@ -20,13 +20,10 @@ from optuna_nas._validation import check_positive
 from optuna_nas.data import DataSplits
 from optuna_nas.data import resize_splits
 from optuna_nas.data import subsample_splits
-from optuna_nas.evaluation._base import Evaluation
-from optuna_nas.evaluation._base import Report
 from optuna_nas.evaluation._base import _TrainingEvaluator
 from optuna_nas.evaluation._base import check_data
 from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._hardware import check_device
-from optuna_nas.evaluation._training import Checkpoint
 from optuna_nas.evaluation._training import TrainingConfig
 from optuna_nas.spec import ArchitectureSpec
 
@@ -162,21 +159,5 @@ class ProxyTraining(_TrainingEvaluator):
             spec, input_shape=self.proxy_data.input_shape, width_multiplier=self.width_multiplier
         )
 
-    def evaluate(
-        self,
-        spec: ArchitectureSpec,
-        *,
-        report: Report | None,
-        seed: int,
-        checkpoint: Checkpoint | None = None,
-    ) -> Evaluation:
-        proxy_spec = self.proxy_spec(spec)
-        return self._train_and_score(
-            proxy_spec,
-            self.proxy_data,
-            report=report,
-            seed=seed,
-            checkpoint=checkpoint,
-            metrics={"proxy": self.settings},
-            keep_model=proxy_spec is spec,  # a rescaled network is not the candidate's
-        )
+    def _task(self, spec: ArchitectureSpec) -> tuple[ArchitectureSpec, DataSplits, dict[str, Any]]:
+        return self.proxy_spec(spec), self.proxy_data, {"proxy": self.settings}

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from optuna_nas._validation import check_int
 from optuna_nas.data import DataSplits
 from optuna_nas.data import sample_batch
 from optuna_nas.evaluation._base import Evaluation
@@ -82,6 +83,18 @@ def synflow(model: nn.Module, inputs: torch.Tensor) -> float:
     return float(score.item())
 
 
+def _sum_over_layers(
+    net: nn.Module, term: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> float:
+    """The sum of ``term(weight, weight.grad)`` over the Conv2d and Linear layers of ``net``
+    that have a gradient."""
+    total = 0.0
+    for layer in _weighted_layers(net):
+        if layer.weight.grad is not None:
+            total += float(term(layer.weight.detach(), layer.weight.grad).item())
+    return total
+
+
 def _loss_gradients(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> nn.Module:
     """A train-mode deep copy of ``model`` whose ``.grad`` holds the batch's loss gradient."""
     net = copy.deepcopy(model).train()
@@ -93,21 +106,13 @@ def _loss_gradients(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor
 def snip(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
     """``sum |w * dL/dw|`` over Conv2d and Linear weights (Lee et al. 2019); see the module."""
     net = _loss_gradients(model, inputs, labels)
-    total = 0.0
-    for layer in _weighted_layers(net):
-        if layer.weight.grad is not None:
-            total += float((layer.weight.detach() * layer.weight.grad).abs().sum().item())
-    return total
+    return _sum_over_layers(net, lambda w, grad: (w * grad).abs().sum())
 
 
 def grad_norm(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> float:
     """``sum ||dL/dw||_2`` over Conv2d and Linear layers (Abdelfattah et al. 2021)."""
     net = _loss_gradients(model, inputs, labels)
-    total = 0.0
-    for layer in _weighted_layers(net):
-        if layer.weight.grad is not None:
-            total += float(layer.weight.grad.norm().item())
-    return total
+    return _sum_over_layers(net, lambda w, grad: grad.norm())
 
 
 def naswot(model: nn.Module, inputs: torch.Tensor) -> float:
@@ -200,8 +205,7 @@ class ZeroCostEvaluator(Evaluator):
             raise ValueError(
                 f"`proxy` must be one of {sorted(ZERO_COST_PROXIES)}, but got {proxy!r}."
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-            raise ValueError(f"`batch_size >= 2` must hold, but got {batch_size=}.")
+        batch_size = check_int("batch_size", batch_size, minimum=2)
         self.data = check_data(data)
         n = len(data.train)  # type: ignore[arg-type]
         if batch_size > n:
