@@ -177,42 +177,26 @@ def _choose(field: str, value: str, choices: Mapping[str, type[nn.Module]]) -> t
     return choices[value]
 
 
+def _fields(cfg: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    """The config fields ``names``, as keyword arguments of the op's module."""
+    return {name: cfg[name] for name in names}
+
+
 def _conv(cfg: Mapping[str, Any], in_shape: Shape) -> nn.Module:
     orders = {"conv_bn_act": ConvBnAct, "act_conv_bn": ActConvBn}
-    return _choose("order", cfg["order"], orders)(
-        in_shape[0],
-        cfg["channels"],
-        kernel=cfg["kernel"],
-        stride=cfg["stride"],
-        dilation=cfg["dilation"],
-        groups=cfg["groups"],
-        activation=cfg["activation"],
-        bn=cfg["bn"],
-        bias=cfg["bias"],
-    )
+    fields = _fields(cfg, "kernel", "stride", "dilation", "groups", "activation", "bn", "bias")
+    return _choose("order", cfg["order"], orders)(in_shape[0], cfg["channels"], **fields)
 
 
 def _sep_conv(cfg: Mapping[str, Any], in_shape: Shape) -> nn.Module:
     orders = {"conv_bn_act": SepConvBnAct, "act_conv_bn": ActSepConvBn}
-    return _choose("order", cfg["order"], orders)(
-        in_shape[0],
-        cfg["channels"],
-        kernel=cfg["kernel"],
-        stride=cfg["stride"],
-        activation=cfg["activation"],
-    )
+    fields = _fields(cfg, "kernel", "stride", "activation")
+    return _choose("order", cfg["order"], orders)(in_shape[0], cfg["channels"], **fields)
 
 
 def _mbconv(cfg: Mapping[str, Any], in_shape: Shape) -> nn.Module:
-    return MBConv(
-        in_shape[0],
-        cfg["channels"],
-        kernel=cfg["kernel"],
-        stride=cfg["stride"],
-        expand=cfg["expand"],
-        se=cfg["se"],
-        activation=cfg["activation"],
-    )
+    fields = _fields(cfg, "kernel", "stride", "expand", "se", "activation")
+    return MBConv(in_shape[0], cfg["channels"], **fields)
 
 
 def _avg_pool(cfg: Mapping[str, Any], in_shape: Shape) -> nn.Module:

@@ -63,6 +63,12 @@ def pareto_table(study: optuna.Study, *, attrs: Sequence[str] = ("params", "flop
                 describe_spec(spec) if spec else "",
             ]
         )
+    return text_table(header, rows)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """``header`` and ``rows`` as left-aligned columns two spaces apart, with a rule of dashes
+    under the header."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()

@@ -16,6 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._validation import check_int
 from optuna_nas.report._hypervolume import REFERENCE_RULE
 from optuna_nas.report._hypervolume import feasible_complete_trials
 from optuna_nas.report._hypervolume import hypervolume_history
@@ -25,6 +26,7 @@ from optuna_nas.report._hypervolume import reference_point
 from optuna_nas.report._pareto import describe_spec
 from optuna_nas.report._pareto import format_value
 from optuna_nas.report._pareto import stored_spec
+from optuna_nas.report._pareto import text_table
 
 #: Per-trial costs a row carries besides the objectives (user attrs or objective values).
 _COST_COLUMNS = ("params", "flops", "latency_ms")
@@ -131,13 +133,7 @@ class StudyReport:
             ]
             for r in self.rows
         ]
-        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            for row in [header, *body]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return text_table(header, body)
 
     def to_text(self) -> str:
         """The full human-readable report."""
@@ -269,8 +265,7 @@ def summarize_study(
     Infeasible trials (a constraint ``> 0``) are counted but never shown in a front, a top-k
     table, the hypervolume or the histories.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"`top_k >= 1` must hold, but got {top_k=}.")
+    check_int("top_k", top_k, minimum=1)
     names = metric_names(study)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
