@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from optuna_nas._validation import is_int
+
 
 class BatchTransform(abc.ABC):
     """A random transform of a batch of images ``(N, C, H, W)`` that keeps its shape.
@@ -48,7 +50,7 @@ class RandomCropFlip(BatchTransform):
     def __init__(
         self, *, padding: int = 4, flip: bool = True, fill: float | Sequence[float] = 0.0
     ):
-        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+        if not is_int(padding) or padding < 0:
             raise ValueError(f"`padding` must be an int >= 0, but got {padding=}.")
         fills = (fill,) if isinstance(fill, (int, float)) else tuple(fill)
         if not fills or not all(isinstance(f, (int, float)) and math.isfinite(f) for f in fills):

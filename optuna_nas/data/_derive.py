@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
+from optuna_nas._validation import is_int
 from optuna_nas.data._items import Transform
 from optuna_nas.data._items import dataset_labels
 from optuna_nas.data._splits import DataSplits
@@ -93,7 +94,7 @@ def resize_splits(data: DataSplits, *, resolution: int | tuple[int, int]) -> Dat
     normalised stay roughly zero-mean (interpolation is a weighted mean).
     """
     size = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+    if len(size) != 2 or any(not is_int(s) or s < 1 for s in size):
         raise ValueError(
             f"`resolution` must be an int >= 1 or a pair of them, but got {resolution=}."
         )

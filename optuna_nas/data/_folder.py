@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Subset
 from torch.utils.data import TensorDataset
 
+from optuna_nas._validation import is_int
 from optuna_nas.data._augment import RandomCropFlip
 from optuna_nas.data._splits import DataSplits
 from optuna_nas.data._splits import LoaderSettings
@@ -73,7 +74,7 @@ def load_image_folder(
     transforms = tv.transforms
     base = Path(root).expanduser()
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+    if len(size) != 2 or any(not is_int(s) or s < 1 for s in size):
         raise ValueError(
             f"`image_size` must be an int >= 1 or a pair of them, but got {image_size=}."
         )

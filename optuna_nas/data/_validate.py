@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from optuna_nas._failures import DataError
+from optuna_nas._validation import is_int
 
 __all__ = ["DataError", "check_sample", "check_tensors", "sample_indices"]
 
@@ -86,7 +87,7 @@ def _check_label(label: Any, *, where: str, num_classes: int | None) -> int:
         if not np.issubdtype(label.dtype, np.integer):
             raise DataError(_not_integer(where, label.dtype))
         value = int(label)
-    elif isinstance(label, bool) or not isinstance(label, int):
+    elif not is_int(label):
         raise DataError(_not_integer(where, type(label).__name__))
     if value < 0 or (num_classes is not None and value >= num_classes):
         limit = f"0..{num_classes - 1} (num_classes={num_classes})" if num_classes else ">= 0"

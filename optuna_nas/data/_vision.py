@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from optuna_nas._validation import check_optional_int
+from optuna_nas._validation import is_int
 from optuna_nas.data._augment import RandomCropFlip
 from optuna_nas.data._splits import DataSplits
 from optuna_nas.data._splits import LoaderSettings
@@ -118,16 +120,9 @@ def _load_cifar(
     folder = _cifar_folder(root, kind)
     images, labels = _read_cifar(folder, info["train"], info["labels"])  # type: ignore[arg-type]
     test_x, test_y = _read_cifar(folder, info["test"], info["labels"])  # type: ignore[arg-type]
-    if (
-        isinstance(val_size, bool)
-        or not isinstance(val_size, int)
-        or not 0 < val_size < len(images)
-    ):
+    if not is_int(val_size) or not 0 < val_size < len(images):
         raise ValueError(f"`val_size` must be an int in (0, {len(images)}), but got {val_size=}.")
-    if subset is not None and (
-        isinstance(subset, bool) or not isinstance(subset, int) or subset < 1
-    ):
-        raise ValueError(f"`subset` must be None or an int >= 1, but got {subset=}.")
+    check_optional_int("subset", subset, minimum=1)
     order = np.random.default_rng(seed).permutation(len(images))
     val_idx, train_idx = order[:val_size], order[val_size:][:subset]
     x = torch.from_numpy(images).float().div_(255.0)

@@ -27,6 +27,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from optuna_nas._validation import check_int
+from optuna_nas._validation import is_int
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -46,7 +47,7 @@ def report_and_prune(trial: optuna.Trial, step: int, value: float) -> bool:
     if len(study.directions) == 1:
         trial.report(value, step)
         return trial.should_prune()
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+    if not is_int(step) or step < 0:
         raise ValueError(f"`step` must be an int >= 0, but got {step=}.")
     storage = study._storage
     storage.set_trial_intermediate_value(trial._trial_id, step, float(value))

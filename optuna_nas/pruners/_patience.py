@@ -14,6 +14,8 @@ from optuna.pruners import BasePruner
 from optuna.pruners import PatientPruner
 from optuna.pruners import ThresholdPruner
 
+from optuna_nas._validation import is_int
+
 
 def patience_pruner(
     *, min_epochs: int, patience: int, min_delta: float = 0.0, wrapped: BasePruner | None = None
@@ -32,9 +34,9 @@ def patience_pruner(
 
     Single-objective studies only (Optuna's ``PatientPruner`` reads ``study.direction``).
     """
-    if isinstance(min_epochs, bool) or not isinstance(min_epochs, int) or min_epochs < 0:
+    if not is_int(min_epochs) or min_epochs < 0:
         raise ValueError(f"`min_epochs >= 0` must hold for an int, but got {min_epochs=}.")
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+    if not is_int(patience) or patience < 0:
         raise ValueError(f"`patience >= 0` must hold for an int, but got {patience=}.")
     inner = (
         wrapped

@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial
 import optuna_dashboard
 from optuna_dashboard.artifact import get_artifact_path
 
+from optuna_nas._validation import is_int
 from optuna_nas.report._diagram import architecture_svg
 from optuna_nas.report._pareto import describe_spec
 from optuna_nas.report._pareto import stored_spec
@@ -119,7 +120,7 @@ def architecture_note(
     ):
         if key in attrs:
             value = attrs[key]
-            if isinstance(value, int) and not isinstance(value, bool):
+            if is_int(value):
                 text = f"{value:,}"
             elif isinstance(value, float):
                 text = f"{value:.4g}"

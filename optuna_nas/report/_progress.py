@@ -10,6 +10,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
+from optuna_nas._validation import check_int
 from optuna_nas.report._hypervolume import feasible_complete_trials
 from optuna_nas.report._hypervolume import pareto_front
 from optuna_nas.report._summary import metric_names
@@ -57,8 +58,7 @@ class ProgressBar:
     def __init__(
         self, study: optuna.Study, *, n_trials: int, timeout: float | None = None
     ) -> None:
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 0:
-            raise ValueError(f"`n_trials >= 0` must hold, but got {n_trials=}.")
+        check_int("n_trials", n_trials, minimum=0)
         budget = f", at most {timeout:g} s" if timeout is not None else ""
         self._bar = tqdm(total=n_trials, desc=f"{study.study_name}{budget}", unit="trial")
         self._bar.set_postfix_str(best_so_far(study))

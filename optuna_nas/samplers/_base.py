@@ -37,6 +37,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._validation import is_int
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
 from optuna_nas.samplers._history import param_key
@@ -55,7 +56,7 @@ class _PlanningSampler(BaseSampler):
     """Base of our samplers (private): plans, the RandomSampler delegate, seeding, caches."""
 
     def __init__(self, *, seed: int | None) -> None:
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and not is_int(seed):
             raise ValueError(f"`seed` must be an int or None, but got {seed!r}.")
         # The delegate draws what RandomSampler(seed=seed) would; our own stream is distinct.
         self._rng = np.random.RandomState(None if seed is None else [seed % 2**32, 1])

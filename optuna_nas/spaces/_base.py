@@ -25,6 +25,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_nas._validation import is_int
 from optuna_nas.spec import ArchitectureSpec
 from optuna_nas.spec import get_op
 from optuna_nas.spec import spec_from_layers
@@ -214,7 +215,7 @@ def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
     ok = (
         isinstance(input_shape, (tuple, list))
         and len(input_shape) == 3
-        and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in input_shape)
+        and all(is_int(x) and x >= 1 for x in input_shape)
     )
     if not ok:
         raise ValueError(
@@ -255,7 +256,7 @@ def check_choices(
 
 
 def positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    return is_int(v) and v >= 1
 
 
 def odd_positive_int(v: Any) -> bool:

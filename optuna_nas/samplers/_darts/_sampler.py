@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import torch
 
+from optuna_nas._validation import is_int
 from optuna_nas.data import DataSplits
 from optuna_nas.samplers._darts import _persist as persist
 from optuna_nas.samplers._darts._plan import SupernetPlan
@@ -130,7 +131,7 @@ class DartsSampler(BaseSampler):
         ):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"`{name} > 0` must hold, but got {name}={v!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and not is_int(seed):
             raise TypeError(f"`seed` must be None or an int, but got {seed!r}.")
         self._data = data
         self._config = config

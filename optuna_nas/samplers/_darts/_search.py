@@ -50,6 +50,8 @@ import torch.nn.functional as F
 
 from optuna_nas._experimental import warn_experimental
 from optuna_nas._validation import check_int
+from optuna_nas._validation import check_optional_int
+from optuna_nas._validation import is_int
 from optuna_nas.data import Batches
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loader
@@ -135,18 +137,11 @@ class DartsSearchConfig:
                 f"`relaxation` must be 'gdas' or 'softmax', but got {self.relaxation!r}."
             )
         w = self.warmup_epochs
-        if w is not None and (
-            isinstance(w, bool) or not isinstance(w, int) or not 0 <= w < self.epochs
-        ):
+        if w is not None and (not is_int(w) or not 0 <= w < self.epochs):
             raise ValueError(
                 f"`0 <= warmup_epochs < epochs` must hold, but got ({w=}, {self.epochs=})."
             )
-        if self.max_skip_edges is not None and (
-            isinstance(self.max_skip_edges, bool) or self.max_skip_edges < 1
-        ):
-            raise ValueError(
-                f"`max_skip_edges` must be None or an int >= 1, but got {self.max_skip_edges!r}."
-            )
+        check_optional_int("max_skip_edges", self.max_skip_edges, minimum=1)
         if self.order == 2:
             raise ValueError(
                 "`order=2` (second-order DARTS, the unrolled alpha gradient) is not offered; "
