@@ -2,13 +2,18 @@
 
 :class:`NASObjective` is a plain callable for :meth:`optuna.study.Study.optimize`. Everything a
 later process needs is written to the trial: the spec as JSON (``user_attrs["spec"]``), its
-canonical hash, its parameter count and FLOPs (computed before any training), the validation
-curve and the training time. Plain Optuna tools read all of it without importing optuna_nas.
+canonical hash, its parameter count and FLOPs (computed from the spec's inferred shapes before
+any training, without building the network), the validation curve and the training time.
+Plain Optuna tools read all of it without importing optuna_nas. The per-trial bookkeeping is
+kept to a few storage round trips: the spec's attrs are written in one transaction on an RDB,
+and the study's history is read once per worker (see below), not once per trial.
 
 Before training, the trial looks its canonical hash up in the study (race-free between workers,
 see :mod:`optuna_nas.storage._dedup`): an architecture already evaluated, or being evaluated by
 another worker, is not trained again; the trial copies that trial's values and metrics and
-records ``user_attrs["duplicate_of"]``.
+records ``user_attrs["duplicate_of"]``. The finished trials are looked up once, on the first
+trial of a study in this process; architectures evaluated after that hold claims, which every
+trial checks.
 """
 
 from __future__ import annotations

@@ -214,3 +214,24 @@ def test_latency_table_prediction_error_is_reasonable() -> None:
     mape = sum(errors) / len(errors)
     assert mape < 0.5, (predicted, measured)
     assert kendall_tau(predicted, measured) >= 0.6
+
+
+def test_recorded_metrics_and_violations_read_back_from_sqlite(tmp_path: Path) -> None:
+    # record() writes its two user attrs in one transaction; record_accuracy() appends to the
+    # violations the trial already sees, and a fresh process reads the same.
+    spec = _net(8)
+    flops = float(count_flops(spec))
+    constraints = Constraints(max_flops=int(flops), min_accuracy=0.9)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    study = optuna.create_study(storage=url, directions=["maximize", "minimize"])
+    trial = study.ask()
+    assert constraints.record(trial, spec) == []  # feasible before training (at the limit)
+    assert trial.user_attrs["constraint_metrics"] == {"flops": flops}
+    assert trial.user_attrs["constraint_violations"] == []
+    violation = constraints.record_accuracy(trial, 0.45)
+    assert violation == Violation("accuracy", 0.45, 0.9)
+    study.tell(trial, (0.45, 1.0))
+    (stored,) = optuna.load_study(study_name=study.study_name, storage=url).trials
+    assert stored.user_attrs["constraint_metrics"] == {"flops": flops}
+    assert stored.user_attrs["constraint_violations"] == [violation.message]
+    assert stored.constraints == {"flops": 0.0, "accuracy": pytest.approx(0.5)}

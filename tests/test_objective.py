@@ -6,15 +6,22 @@ import json
 from pathlib import Path
 import subprocess
 import sys
+from typing import Any
 
 import optuna
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 import pytest
 
 from optuna_nas.data import load_digits
+from optuna_nas.evaluation import Evaluation
+from optuna_nas.evaluation import Evaluator
 from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import Report
 from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.metrics import count_flops
 from optuna_nas.metrics import count_params
+from optuna_nas.nn import build_model
 from optuna_nas.objective import NASObjective
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spec import ArchitectureSpec
@@ -172,3 +179,142 @@ def test_same_architecture_is_trained_once_and_copied(digits, tmp_path: Path) ->
     study.optimize(again, n_trials=1)
     assert _CountingTraining.calls == 2
     assert DUPLICATE_OF not in study.trials[-1].user_attrs
+
+
+# ----------------------------------------------------------------------------- cheap bookkeeping
+# A trial's own bookkeeping (cost attrs, deduplication, the retry seed) is checked with an
+# evaluator that trains nothing, on real SQLite files.
+
+
+class _Instant(Evaluator):
+    """Scores every spec 0.5 at once and records the seeds and specs it was given."""
+
+    def __init__(self) -> None:
+        self.seeds: list[int] = []
+        self.specs: list[ArchitectureSpec] = []
+
+    def evaluate(self, spec: ArchitectureSpec, *, report: Report | None, seed: int) -> Evaluation:
+        self.seeds.append(seed)
+        self.specs.append(spec)
+        return Evaluation(values={"val_accuracy": 0.5}, metrics={"evaluated": True})
+
+
+DIGITS_SHAPE = (1, 8, 8)
+
+
+def _two_width_space() -> ChainSpace:
+    return ChainSpace(
+        input_shape=DIGITS_SHAPE,
+        num_outputs=10,
+        min_depth=1,
+        max_depth=1,
+        ops=("conv_3x3",),
+        widths=(8, 16),
+        skips=("none",),
+        activations=("relu",),
+        stride_layers=(),
+    )
+
+
+def _params(space: ChainSpace, width: int) -> dict[str, Any]:
+    params = {
+        name: dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low  # type: ignore[attr-defined]
+        for name, dist in space.distributions().items()
+    }
+    return {**params, "layer1/width": width}
+
+
+def test_cost_attrs_match_the_built_model_and_are_the_same_on_every_storage(
+    tmp_path: Path,
+) -> None:
+    space = ChainSpace(input_shape=DIGITS_SHAPE, num_outputs=10)
+    url = f"sqlite:///{tmp_path / 'costs.db'}"
+    attrs = {}
+    for where in (url, None):  # SQLite (attrs in one transaction) and in-memory (one per key)
+        objective = NASObjective(space, _Instant(), objectives=("val_accuracy", "params", "flops"))
+        study = optuna.create_study(
+            storage=where,
+            directions=objective.directions,
+            sampler=optuna.samplers.RandomSampler(seed=4),
+        )
+        study.optimize(objective, n_trials=4)
+        if where is not None:
+            study = optuna.load_study(study_name=study.study_name, storage=where)
+        attrs[where] = [t.user_attrs for t in study.trials]
+        for t in study.trials:
+            spec = ArchitectureSpec.from_json(t.user_attrs["spec"])
+            model = build_model(spec)
+            assert t.user_attrs["params"] == sum(p.numel() for p in model.parameters())
+            assert t.user_attrs["flops"] == count_flops(model)  # FlopCounterMode on the model
+            assert t.values == [0.5, t.user_attrs["params"], t.user_attrs["flops"]]
+            assert t.user_attrs["canonical_hash"] == canonical_hash(spec)
+    assert attrs[url] == attrs[None]
+
+
+def test_trials_finished_before_the_first_trial_without_claims_are_still_copied(
+    tmp_path: Path,
+) -> None:
+    # A COMPLETE trial recorded without a claim (before claims existed, or by a plain Optuna
+    # tool) is found by the one history read a worker makes on its first trial.
+    space = _two_width_space()
+    spec = space.decode(_params(space, 8))
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    study = optuna.create_study(storage=url, directions=["maximize", "minimize"])
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=_params(space, 8),
+            distributions=space.distributions(),
+            values=[0.75, 123.0],
+            user_attrs={"canonical_hash": canonical_hash(spec), "val_accuracy_curve": [0.75]},
+        )
+    )
+    evaluator = _Instant()
+    objective = NASObjective(space, evaluator, objectives=("val_accuracy", "params"))
+    study.enqueue_trial(_params(space, 8))
+    study.optimize(objective, n_trials=1)
+    copy = optuna.load_study(study_name=study.study_name, storage=url).trials[1]
+    assert evaluator.specs == []
+    assert copy.values == [0.75, 123.0]
+    assert copy.user_attrs[DUPLICATE_OF] == 0
+    assert copy.user_attrs["val_accuracy_curve"] == [0.75]
+
+
+def test_a_worker_copies_an_architecture_another_worker_finished_after_its_first_trial(
+    tmp_path: Path,
+) -> None:
+    space = _two_width_space()
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    name = optuna.create_study(storage=url, directions=["maximize", "minimize"]).study_name
+    a, b = _Instant(), _Instant()
+    worker_a, worker_b = (
+        (NASObjective(space, e), optuna.load_study(study_name=name, storage=url)) for e in (a, b)
+    )
+    for (objective, study), width in ((worker_b, 16), (worker_a, 8), (worker_b, 8)):
+        study.enqueue_trial(_params(space, width))
+        study.optimize(objective, n_trials=1)
+    # B read the history on its first trial, before A trained width 8; the claim A holds
+    # makes B copy it rather than train it again.
+    assert [s.node("layer1").config["channels"] for s in a.specs + b.specs] == [8, 16]
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert trials[2].user_attrs[DUPLICATE_OF] == 1
+    assert trials[2].values == trials[1].values
+    assert trials[2].user_attrs["evaluated"] is True
+
+
+def test_a_retry_is_evaluated_with_the_seed_of_the_trial_it_replaces(tmp_path: Path) -> None:
+    space = _two_width_space()
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'retry.db'}", directions=["maximize", "minimize"]
+    )
+    study.add_trial(  # what RetryFailedTrialCallback enqueues for a failed trial 7
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=_params(space, 8),
+            distributions=space.distributions(),
+            system_attrs={"failed_trial": 7},
+        )
+    )
+    evaluator = _Instant()
+    study.enqueue_trial(_params(space, 16))
+    study.optimize(NASObjective(space, evaluator, seed=100), n_trials=2)
+    assert evaluator.seeds == [107, 101]  # the retry as trial 7; the fresh trial 1 as itself

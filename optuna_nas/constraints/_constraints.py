@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from optuna_nas._compat import set_trial_user_attrs
 from optuna_nas.constraints._latency_table import LatencyTable
 from optuna_nas.metrics import count_flops
 from optuna_nas.metrics import count_params
@@ -71,8 +72,10 @@ class Constraints:
     """Limits a candidate must respect; ``None`` leaves a quantity free.
 
     Args:
-        max_params: Most parameter elements (:func:`~optuna_nas.metrics.count_params`).
-        max_flops: Most FLOPs of one forward at batch 1 (:func:`~optuna_nas.metrics.count_flops`).
+        max_params: Most parameter elements (:func:`~optuna_nas.metrics.count_params`, computed
+            from the spec's shapes: no model is built).
+        max_flops: Most FLOPs of one forward at batch 1 (:func:`~optuna_nas.metrics.count_flops`,
+            likewise computed from the spec).
         max_latency_ms: Most median forward latency in ms, at ``latency_batch_size``, on
             ``latency_device``.
         latency_device: Where latency counts. ``"cpu"`` and ``"cuda[:i]"`` (when available)
@@ -251,8 +254,13 @@ class Constraints:
         values = self.constraint_values(measured=measured, accuracy=0.0 if found else None)
         for name, value in values.items():
             trial.set_constraint(name, value)
-        trial.set_user_attr("constraint_metrics", measured)
-        trial.set_user_attr("constraint_violations", [v.message for v in found])
+        set_trial_user_attrs(  # one transaction on an RDB
+            trial,
+            {
+                "constraint_metrics": measured,
+                "constraint_violations": [v.message for v in found],
+            },
+        )
         return found
 
     def record_accuracy(self, trial: optuna.trial.Trial, accuracy: float) -> Violation | None:
