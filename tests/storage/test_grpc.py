@@ -26,12 +26,14 @@ import pytest
 
 from optuna_nas.samplers import SAMPLER_NAMES
 from optuna_nas.samplers import create_sampler
+from optuna_nas.storage import DUPLICATE_OF
 from optuna_nas.storage import GrpcHeartbeatStorage
 from optuna_nas.storage import JobOwner
 from optuna_nas.storage import StorageServer
 from optuna_nas.storage import claim_board
 from optuna_nas.storage import open_storage
 from optuna_nas.storage import run_job
+from optuna_nas.storage import run_study
 from optuna_nas.storage import start_storage_server
 from tests.samplers._toy import matches
 from tests.storage.backends import cleanup
@@ -163,6 +165,72 @@ def test_every_sampler_proposes_through_the_proxy_what_it_does_on_the_rdb(
 
     direct = open_storage(f"sqlite:///{tmp_path / 'direct.db'}", heartbeat_interval=None)
     assert trials(open_storage(proxy.url, heartbeat_interval=None)) == trials(direct)
+
+
+def test_nas_objective_workers_through_the_proxy(
+    proxy: StorageServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The whole per-trial pipeline (spec attrs, dedup, diagrams in the artifact store, the
+    report) through the proxy, from two threads with a connection each."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from optuna_nas.data import load_digits
+    from optuna_nas.evaluation import Evaluation
+    from optuna_nas.evaluation import Evaluator
+    from optuna_nas.objective import NASObjective
+    from optuna_nas.report import report
+    from optuna_nas.spaces import ChainSpace
+
+    data = load_digits()
+
+    class Constant(Evaluator):
+        def __init__(self) -> None:
+            self.data = data
+
+        def evaluate(self, spec: object, *, report: object, seed: int) -> Evaluation:
+            return Evaluation(values={"val_accuracy": 0.5})
+
+    (tmp_path / "artifacts").mkdir()
+    store = FileSystemArtifactStore(str(tmp_path / "artifacts"))
+    space = ChainSpace(
+        input_shape=data.input_shape,
+        num_outputs=10,
+        min_depth=1,
+        max_depth=2,
+        ops=("conv_3x3", "identity"),
+        widths=(8,),
+        skips=("none",),
+        activations=("relu",),
+        stride_layers=(2,),
+    )  # a handful of architectures: 10 trials must repeat some
+    objective = NASObjective(space, Constant(), objectives=("val_accuracy",), artifact_store=store)
+    optuna.create_study(storage=open_storage(proxy.url), study_name="nas", direction="maximize")
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        try:
+            storage = open_storage(proxy.url, heartbeat_interval=2)
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+            study = optuna.load_study(study_name="nas", storage=storage, sampler=sampler)
+            run_study(study, objective, n_trials=10, poll_interval=0.1)
+        except BaseException as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(seed,)) for seed in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    study = optuna.load_study(study_name="nas", storage=open_storage(proxy.url))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 10
+    hashes = [t.user_attrs["canonical_hash"] for t in complete if DUPLICATE_OF not in t.user_attrs]
+    assert len(hashes) == len(set(hashes)) < 10  # each architecture evaluated once
+    assert all("spec" in t.user_attrs for t in complete)
+    assert len(list((tmp_path / "artifacts").iterdir())) >= len(hashes)  # diagrams uploaded
+    direct = optuna.load_study(study_name="nas", storage=open_storage(sqlite_url))
+    assert report(study).to_text() == report(direct).to_text()
 
 
 def test_four_workers_share_one_study(rdb_url: str, tmp_path: Path) -> None:
