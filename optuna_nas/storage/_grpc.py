@@ -121,7 +121,8 @@ class GrpcHeartbeatStorage(GrpcStorageProxy, AttrHeartbeat):
     clear errors, for a server started by :func:`start_storage_server`.
 
     Open it with ``open_storage("grpc://host:port")``, which also checks that the server
-    answers.
+    answers. Trials come back with their params and attrs in name order
+    (:func:`canonical_order`), the same in every worker.
 
     Args:
         url: ``grpc://host:port`` of the server.
