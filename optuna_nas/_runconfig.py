@@ -39,6 +39,8 @@ from optuna.trial import TrialState
 import tomllib
 import torch
 
+from optuna_nas._validation import check_choice
+from optuna_nas._validation import check_int
 from optuna_nas.data import load_digits
 from optuna_nas.data import load_mnist_5k
 from optuna_nas.evaluation import FullTraining
@@ -83,18 +85,11 @@ class RunConfig:
     artifact_dir: str | None = None
 
     def __post_init__(self) -> None:
-        if self.space not in _SPACES:
-            raise ValueError(f"`space` must be one of {sorted(_SPACES)}, but got {self.space!r}.")
-        if self.sampler not in SAMPLER_NAMES:
-            raise ValueError(
-                f"`sampler` must be one of {list(SAMPLER_NAMES)}, but got {self.sampler!r}."
-            )
-        if self.data not in _DATA:
-            raise ValueError(f"`data` must be one of {sorted(_DATA)}, but got {self.data!r}.")
+        check_choice("space", self.space, sorted(_SPACES))
+        check_choice("sampler", self.sampler, list(SAMPLER_NAMES))
+        check_choice("data", self.data, sorted(_DATA))
         for name in ("epochs", "batch_size", "trials"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
+            check_int(name, getattr(self, name), minimum=1)
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout!r}.")
         check_device(self.device)

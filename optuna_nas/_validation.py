@@ -7,6 +7,7 @@ A message names the argument, the rule and the value, as ``optuna.distributions`
 
 from __future__ import annotations
 
+from collections.abc import Collection
 import math
 from typing import Any
 from typing import TypeGuard
@@ -40,6 +41,13 @@ def check_optional_int(name: str, value: Any, *, minimum: int) -> int | None:
         raise ValueError(
             f"`{name}` must be None or an int >= {minimum}, but got {name}={value!r}."
         )
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Collection[Any]) -> Any:
+    """``value`` if it is one of ``choices``, else ``ValueError`` (listing them as given)."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices}, but got {value!r}.")
     return value
 
 

@@ -62,13 +62,6 @@ def load_digits(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         resolution=resolution,
-        source={
-            "loader": "digits",
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "test_fraction": test_fraction,
-            "resolution": resolution,
-        },
     )
 
 

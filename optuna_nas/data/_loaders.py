@@ -29,6 +29,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset
 from torch.utils.data import Sampler
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import is_int
 from optuna_nas.data._augment import BatchTransform
 from optuna_nas.data._items import Transform
 from optuna_nas.data._items import read_item
@@ -60,12 +62,9 @@ class Batches:
         seed: int,
         device: torch.device,
     ) -> None:
-        self.data = data
-        self.split = split
+        self.data, self.split, self.device = data, split, device
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.device = device
+        self.shuffle, self.drop_last = shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed)
         self.augment: BatchTransform | None = data.augment if split == "train" else None
         self._augment_generator = torch.Generator().manual_seed(seed ^ _AUGMENT_STREAM)
@@ -231,8 +230,7 @@ def make_loader(
         batch_size = data.loader.batch_size
         if split != "train" and data.loader.eval_batch_size is not None:
             batch_size = data.loader.eval_batch_size
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size >= 1` must hold, but got {batch_size=}.")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     train = split == "train"
     return Batches(
         data,
@@ -286,7 +284,7 @@ def sample_batch(
     """
     dataset = data.split(split)
     n = len(dataset)  # type: ignore[arg-type]
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= n:
+    if not is_int(size) or not 1 <= size <= n:
         raise ValueError(
             f"`size` must be an int in [1, {n}] (the {split!r} split's items), but got {size=}."
         )

@@ -66,13 +66,6 @@ def load_mnist_5k(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         resolution=resolution,
-        source={
-            "loader": "mnist_5k",
-            "seed": seed,
-            "val_fraction": val_fraction,
-            "test_fraction": test_fraction,
-            "resolution": resolution,
-        },
     )
 
 

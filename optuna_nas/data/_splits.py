@@ -19,6 +19,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torch.utils.data import TensorDataset
 
+from optuna_nas._validation import check_int
+from optuna_nas._validation import check_optional_int
+from optuna_nas._validation import is_int
 from optuna_nas.data._augment import BatchTransform
 from optuna_nas.data._items import Transform
 from optuna_nas.data._items import check_map_style
@@ -68,10 +71,10 @@ class LoaderSettings:
             value = getattr(self, name)
             if value is None and name != "batch_size":
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1, but got {name}={value!r}.")
         workers = self.num_workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        if not is_int(workers) or workers < 0:
             raise ValueError(
                 f"`num_workers` must be an int >= 0, but got num_workers={workers!r}."
             )
@@ -155,12 +158,9 @@ class DataSplits:
             )
         if loader is not None and not isinstance(loader, LoaderSettings):
             raise TypeError(f"`loader` must be a LoaderSettings or None, but got {loader!r}.")
-        self.train = train
-        self.val = val
-        self.test = test
+        self.train, self.val, self.test = train, val, test
         self.name = name
-        self.train_transform = train_transform
-        self.eval_transform = eval_transform
+        self.train_transform, self.eval_transform = train_transform, eval_transform
         self.augment = augment
         self.loader = loader if loader is not None else LoaderSettings()
         self.source = dict(source) if source is not None else None
@@ -262,9 +262,7 @@ class DataSplits:
     def _input_shape(self, given: Sequence[int] | None) -> tuple[int, int, int]:
         if given is not None:
             shape = tuple(given)
-            if len(shape) != 3 or any(
-                isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape
-            ):
+            if len(shape) != 3 or any(not is_int(d) or d < 1 for d in shape):
                 raise ValueError(
                     "`input_shape` must be three positive ints (channels, height, width), "
                     f"but got input_shape={given!r}."
@@ -303,9 +301,7 @@ class DataSplits:
                 f"{type(self.train).__name__} (it has no `classes` or `targets`); pass "
                 "num_classes=."
             )
-        if isinstance(given, bool) or not isinstance(given, int) or given < 2:
-            raise ValueError(f"`num_classes >= 2` must hold, but got num_classes={given!r}.")
-        return given
+        return check_int("num_classes", given, minimum=2)
 
     def _check(self, split: str) -> None:
         where = self._where(split)
@@ -335,9 +331,8 @@ def build_splits(
     val_fraction: float,
     test_fraction: float,
     resolution: int | None,
-    source: Mapping[str, Any] | None = None,
 ) -> DataSplits:
-    """Split, optionally resize, and normalise a grey-scale image set.
+    """Split, optionally resize, and normalise a bundled grey-scale image set.
 
     Args:
         images: ``(N, H, W)`` integer pixel values.
@@ -349,12 +344,19 @@ def build_splits(
         test_fraction: Fraction of every class that goes to the test split.
         resolution: If given, images are resized to ``resolution x resolution`` with bilinear
             interpolation (:func:`torch.nn.functional.interpolate`, ``antialias=True``).
-        source: How to load the same splits again (see :class:`DataSplits`).
 
     Returns:
         The splits, normalised with the mean and standard deviation of the training pixels
-        (after resizing), so no statistic leaks from validation or test data.
+        (after resizing), so no statistic leaks from validation or test data. Their
+        ``source`` loads them again: the bundled loader ``name`` with these arguments.
     """
+    source = {
+        "loader": name,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "resolution": resolution,
+    }
     _check_split_args(
         seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, resolution=resolution
     )
@@ -441,5 +443,4 @@ def _check_split_args(
             "`val_fraction + test_fraction < 1` must hold, "
             f"but got ({val_fraction=}, {test_fraction=})."
         )
-    if resolution is not None and (isinstance(resolution, bool) or resolution < 1):
-        raise ValueError(f"`resolution` must be None or an int >= 1, but got {resolution=}.")
+    check_optional_int("resolution", resolution, minimum=1)

@@ -83,14 +83,13 @@ class LearningCurvePruner(BasePruner):
         calibrate: bool = True,
         min_calibration_trials: int = 5,
     ) -> None:
-        check_optional_int("final_step", final_step, minimum=0)
-        for name, value, low in (
-            ("k", k, 1),
-            ("n_warmup_steps", n_warmup_steps, 0),
-            ("n_samples", n_samples, 1),
-            ("min_calibration_trials", min_calibration_trials, 2),
-        ):
-            check_int(name, value, minimum=low)
+        self._final_step = check_optional_int("final_step", final_step, minimum=0)
+        self._k = check_int("k", k, minimum=1)
+        self._n_warmup_steps = check_int("n_warmup_steps", n_warmup_steps, minimum=0)
+        self._n_samples = check_int("n_samples", n_samples, minimum=1)
+        self._min_calibration = check_int(
+            "min_calibration_trials", min_calibration_trials, minimum=2
+        )
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"`0 < threshold < 1` must hold, but got {threshold=}.")
         if bounds is not None and not (len(bounds) == 2 and bounds[0] < bounds[1]):
@@ -99,16 +98,11 @@ class LearningCurvePruner(BasePruner):
             )
         if not (math.isfinite(noise_floor) and noise_floor >= 0):
             raise ValueError(f"`noise_floor` must be finite and >= 0, but got {noise_floor=}.")
-        self._final_step = final_step
-        self._k = k
         self._threshold = threshold
-        self._n_warmup_steps = n_warmup_steps
-        self._n_samples = n_samples
         self._bounds = bounds
         self._noise_floor = noise_floor
         self._seed = seed
         self._calibrate = bool(calibrate)
-        self._min_calibration = min_calibration_trials
         self._errors: dict[tuple[int, int, int], float | None] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
