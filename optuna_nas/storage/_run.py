@@ -137,12 +137,20 @@ def run_study(
                 _fail_stale(study)
                 time.sleep(poll_interval)
                 continue
-            study.optimize(
-                wrapped,
-                n_trials=1,
-                catch=(*catch, CandidateFailed, _Surplus),
-                callbacks=[lambda _, t: last.append(t), *callbacks],
-            )
+            try:
+                study.optimize(
+                    wrapped,
+                    n_trials=1,
+                    catch=(*catch, CandidateFailed, _Surplus),
+                    callbacks=[lambda _, t: last.append(t), *callbacks],
+                )
+            except UnboundLocalError as err:
+                # Optuna 5.1's _run_trial: when telling the result and re-reading the trial
+                # both fail (the storage went away), its `finally` reads an unbound name and
+                # buries the storage's own error; raise that one.
+                if isinstance(err.__context__, Exception):
+                    raise err.__context__ from None
+                raise
             ran += 1
             if bad_setup:  # the set-up's fault: every further trial would fail the same way
                 raise bad_setup[0]
