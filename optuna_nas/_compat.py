@@ -7,6 +7,8 @@ storage it does not know gets the public API. Checked against Optuna 5.0 and 5.1
 from __future__ import annotations
 
 from collections.abc import Mapping
+import json
+import sqlite3
 from typing import Any
 
 import optuna
@@ -15,6 +17,8 @@ from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 
 
 def _rdb_backend(storage: BaseStorage) -> RDBStorage | None:
@@ -30,9 +34,10 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
 
     Optuna writes each user attr in a transaction of its own: a round trip, a commit and, on
     SQLite, a sync to disk per key, several times the cost of a cheap trial's whole
-    bookkeeping. On an RDB (bare or cached) the same upserts (``_set_trial_attr_without_commit``,
-    with its check that the trial is still running) run in one session and commit once, all or
-    none; other storages (journal, Redis, gRPC proxy, in-memory) and other trial kinds get one
+    bookkeeping. On an RDB (bare or cached) one session checks once that the trial is still
+    running, upserts every key (one multi-row statement on PostgreSQL and SQLite, Optuna's
+    ``_set_trial_attr_without_commit`` per key elsewhere) and commits once: all or none.
+    Other storages (journal, Redis, gRPC proxy, in-memory) and other trial kinds get one
     ``set_user_attr`` per key. Either way ``trial.user_attrs`` shows the values at once, as
     after ``set_user_attr`` (the trial's cached frozen trial is updated, as Optuna does).
     """
@@ -41,12 +46,38 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
+    trial_id = trial._trial_id
+    dialect = backend.engine.name
     # Optuna's own set_trial_user_attr ignores integrity errors (a concurrent identical write).
     with _create_scoped_session(backend.scoped_session, True) as session:
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(
-                session, models.TrialUserAttributeModel, trial._trial_id, key, value
+        if dialect == "postgresql" or (
+            dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24, 0)
+        ):
+            # One trial lookup and one multi-row upsert: the statement Optuna's
+            # _set_trial_attr_without_commit runs per key on these dialects.
+            found = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            backend.check_trial_is_updatable(trial_id, found.state)
+            insert = (postgresql if dialect == "postgresql" else sqlite).insert(
+                models.TrialUserAttributeModel
             )
+            rows = [
+                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
+                for k, v in attrs.items()
+            ]
+            session.execute(
+                insert.values(rows).on_conflict_do_update(
+                    index_elements=[
+                        models.TrialUserAttributeModel.trial_id,
+                        models.TrialUserAttributeModel.key,
+                    ],
+                    set_={"value_json": insert.excluded.value_json},
+                )
+            )
+        else:  # MySQL and others: Optuna's statement per key, in the one transaction
+            for key, value in attrs.items():
+                backend._set_trial_attr_without_commit(
+                    session, models.TrialUserAttributeModel, trial_id, key, value
+                )
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
