@@ -13,6 +13,13 @@ mean: ``exploration=0``), and scikit-learn's ``RandomForestRegressor`` (its defa
 trees) on the same one-hot encoding of the six edge ops. Target: the ensemble at least the
 random forest at every size, and Spearman >= 0.7 at 100.
 
+The loop: regularized evolution (``create_sampler("evolution")``) with and without
+:class:`~optuna_nas.evaluation.PredictorEvaluator` (its defaults) in front of a "training" that
+reads ``valid_acc_200ep`` from the table, until ``--loop-budget`` architectures were trained;
+the architecture returned is the best trained one by validation, scored by ``test_acc_200ep``
+(``--loop-seeds`` seeds from ``--first-seed``). The evaluator's sampler optimises the
+``predicted_accuracy`` value (trained or predicted).
+
 Seeds: settings are chosen on tuning seeds (``--first-seed 100``) and reported on seeds
 ``0 ..`` that no choice looked at. ``--mlp KEY=VALUE`` overrides an ensemble setting, to
 reproduce a tuning comparison (nothing is written unless the defaults run on seeds from 0).
@@ -36,17 +43,24 @@ from pathlib import Path
 import sys
 import time
 from typing import Any
+import warnings
 
 import numpy as np
+import optuna
 import torch
 
+from optuna_nas.evaluation import Evaluation
+from optuna_nas.evaluation import Evaluator
 from optuna_nas.evaluation import MLPEnsemble
 from optuna_nas.evaluation import ParamEncoder
+from optuna_nas.evaluation import PredictorEvaluator
 from optuna_nas.evaluation import kendall_tau
 from optuna_nas.evaluation import spearman_rho
 from optuna_nas.samplers import KernelPredictor
+from optuna_nas.samplers import create_sampler
 from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import nb201_arch_to_params
+from optuna_nas.spaces import params_to_nb201_arch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -136,6 +150,68 @@ def run(
     return rows
 
 
+class _Table(Evaluator):
+    """'Trains' an architecture by reading its ``valid_acc_200ep``; keeps what it trained."""
+
+    supports_params = True
+
+    def __init__(self, val: dict[str, float]) -> None:
+        self.val = val
+        self.trained: list[str] = []
+
+    def evaluate(self, spec: Any, *, report: Any, seed: int, params: Any = None) -> Evaluation:
+        arch = params_to_nb201_arch(params)
+        self.trained.append(arch)
+        return Evaluation(values={"val_accuracy": self.val[arch]})
+
+
+def loop(path: Path, seeds: list[int], budget: int) -> list[dict[str, Any]]:
+    """Evolution with and without PredictorEvaluator, ``budget`` trained architectures each."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    val = {r["arch"]: float(r["valid_acc_200ep"]) for r in rows}
+    test = {r["arch"]: float(r["test_acc_200ep"]) for r in rows}
+    space = CellSpace.nasbench201()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = []
+    for seed in seeds:
+        for arm in ("evolution", "evolution + PredictorEvaluator"):
+            table = _Table(val)
+            evaluator: Evaluator = table
+            if arm != "evolution":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    evaluator = PredictorEvaluator(table, space=space)
+
+            def objective(trial: optuna.Trial, evaluator: Evaluator = evaluator) -> float:
+                spec = space.suggest(trial)
+                evaluator.attach(trial.study)
+                r = evaluator.evaluate(spec, report=None, seed=0, params=dict(trial.params))
+                for key, value in r.metrics.items():
+                    trial.set_user_attr(key, value)
+                values = r.values
+                return float(values.get("predicted_accuracy", values.get("val_accuracy", 0.0)))
+
+            start = time.perf_counter()
+            sampler = create_sampler("evolution", seed=seed)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            while len(table.trained) < budget and len(study.trials) < 20 * budget:
+                study.optimize(objective, n_trials=1)
+            best = max(table.trained, key=val.__getitem__)
+            out.append(
+                {
+                    "seed": seed,
+                    "arm": arm,
+                    "trained": len(table.trained),
+                    "trials": len(study.trials),
+                    "test_acc": test[best],
+                    "seconds": time.perf_counter() - start,
+                }
+            )
+        print(f"loop seed {seed} done", file=sys.stderr, flush=True)
+    return out
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """predictor -> size -> mean and standard error of each correlation, mean seconds."""
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -197,6 +273,27 @@ def markdown(result: dict[str, Any]) -> str:
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "Targets:", ""] + [f"- {t}" for t in result["targets"]]
+    if result.get("loop"):
+        runs = result["loop"]
+        loop_seeds = sorted({r["seed"] for r in runs})
+        lines += [
+            "",
+            f"The loop (seeds {loop_seeds[0]}..{loop_seeds[-1]}, {runs[0]['trained']} trained "
+            "architectures per run; PredictorEvaluator with its untuned defaults): test accuracy "
+            "(%) of the best trained architecture by validation, mean ± standard error:",
+            "",
+            "| search | test accuracy | trials (trained + predicted) | s / run |",
+            "|---|---|---|---|",
+        ]
+        for arm in dict.fromkeys(r["arm"] for r in runs):
+            got = [r for r in runs if r["arm"] == arm]
+            acc = np.array([r["test_acc"] for r in got])
+            se = acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
+            lines.append(
+                f"| {arm} | {acc.mean():.2f} ± {se:.2f} | "
+                f"{np.mean([r['trials'] for r in got]):.0f} | "
+                f"{np.mean([r['seconds'] for r in got]):.1f} |"
+            )
     lines += ["", TUNING]
     return "\n".join(lines)
 
@@ -210,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--first-seed", type=int, default=0, help="100+: tuning seeds")
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--mlp", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--loop-seeds", type=int, default=10, help="0: no loop runs")
+    parser.add_argument("--loop-budget", type=int, default=50, help="trained archs per run")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 50 archs, 300 held out")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -231,6 +330,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     rows = run(params, y, seeds, sizes, held_out, mlp)
     summary = summarise(rows)
+    loop_seeds = list(range(args.first_seed, args.first_seed + args.loop_seeds))
+    loop_runs = (
+        [] if args.smoke or not loop_seeds else loop(args.csv, loop_seeds, args.loop_budget)
+    )
     result = {
         "seeds": seeds,
         "sizes": list(sizes),
@@ -239,6 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "summary": summary,
         "targets": targets(summary),
         "rows": rows,
+        "loop": loop_runs,
         "wall_s": time.perf_counter() - start,
         "machine": machine(),
     }
