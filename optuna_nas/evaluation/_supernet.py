@@ -36,7 +36,12 @@ and chain spaces are the ones tested and benchmarked):
 Training uses the optimiser, learning-rate schedule, gradient clipping and epochs of a
 :class:`~optuna_nas.evaluation.TrainingConfig`; one sampled path per mini-batch. As in SPOS,
 momentum and weight decay apply to whole shared tensors, so slices a step did not use keep
-moving with their momentum.
+moving with their momentum. The config's hardware options apply as in
+:func:`~optuna_nas.evaluation.train_model`: ``precision`` (autocast; a ``GradScaler`` for
+fp16), ``channels_last`` (image batches), ``cudnn_benchmark``, and ``decay_norm_and_bias``
+(``False``: no weight decay on tensors of at most one dimension, norm scales and biases);
+the loss is summed on the device and checked once per epoch, so no step waits for the host.
+``compile`` is refused: every step trains another path, so every step would recompile.
 """
 
 from __future__ import annotations
@@ -61,8 +66,11 @@ from torch import nn
 import torch.nn.functional as F
 
 from optuna_nas._experimental import warn_experimental
+from optuna_nas.evaluation._hardware import autocast
+from optuna_nas.evaluation._hardware import check_config_for_device
+from optuna_nas.evaluation._hardware import cudnn_benchmark
+from optuna_nas.evaluation._step import make_optimizer
 from optuna_nas.evaluation._training import TrainingConfig
-from optuna_nas.evaluation._training import _make_optimizer
 from optuna_nas.nn import BuiltModel
 from optuna_nas.nn import build_model
 from optuna_nas.nn import module_name
@@ -81,6 +89,22 @@ _FORMAT = 1
 _PATH_CACHE = 256
 _MAX_REJECTIONS = 10_000
 _STRUCTURAL_OPS = frozenset({"input", "concat", "add", "identity", "zero"})
+
+
+def check_supernet_config(config: TrainingConfig, device: torch.device) -> None:
+    """Reject training settings a supernet on ``device`` cannot honour, before training.
+
+    Raises:
+        ValueError: ``config.compile`` is set, or as
+            :func:`~optuna_nas.evaluation._hardware.check_config_for_device`.
+    """
+    if config.compile is not None:
+        raise ValueError(
+            f"`compile={config.compile!r}` cannot speed up supernet training: every step trains "
+            "another path, so every step would recompile; pass a TrainingConfig with "
+            "compile=None for the supernet (candidates trained afterwards may compile)."
+        )
+    check_config_for_device(config, device)
 
 
 @dataclass(frozen=True)
@@ -340,52 +364,69 @@ class Supernet:
         paths fit the data (on the chain space, 40 epochs of 17 batches of 8x8 digits leave
         the mean loss near ``log(10)``).
         """
+        check_supernet_config(config, self.device)
         rng = np.random.default_rng(self.seed)
         dists = self.space.distributions()
         optimizer: torch.optim.Optimizer | None = None
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
         steps = 0
-        for epoch in range(config.epochs):
-            loss_sum, epoch_steps = 0.0, 0
-            for inputs, labels in batches:
-                specs = self._draw(dists, rng, fair=fair, accept=accept)
-                paths = [self._path(spec) for spec in specs]
-                for spec, path in zip(specs, paths, strict=True):
-                    self._ensure(spec, path, optimizer)
-                if optimizer is None:
-                    optimizer = self._optimizer(config)
-                    if config.schedule == "cosine":
-                        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                            optimizer, T_max=config.epochs
-                        )
-                optimizer.zero_grad(set_to_none=True)
-                inputs, labels = inputs.to(self.device), labels.to(self.device)
-                used: dict[str, torch.Tensor] = {}
-                for path in paths:
-                    path.model.train()
-                    logits = torch.func.functional_call(
-                        path.model, self._path_tensors(path), (inputs,)
-                    )
-                    loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
+        with cudnn_benchmark(config.cudnn_benchmark):
+            for epoch in range(config.epochs):
+                loss_sum = torch.zeros((), device=self.device)
+                epoch_steps = 0
+                for inputs, labels in batches:
+                    specs = self._draw(dists, rng, fair=fair, accept=accept)
+                    paths = [self._path(spec) for spec in specs]
+                    for spec, path in zip(specs, paths, strict=True):
+                        self._ensure(spec, path, optimizer)
+                    if optimizer is None:
+                        optimizer = self._optimizer(config)
+                        if config.schedule == "cosine":
+                            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+                                optimizer, T_max=config.epochs
+                            )
+                    optimizer.zero_grad(set_to_none=True)
+                    inputs = inputs.to(self.device, non_blocking=True)
+                    labels = labels.to(self.device, non_blocking=True)
+                    if config.channels_last and inputs.dim() == 4:
+                        inputs = inputs.contiguous(memory_format=torch.channels_last)
+                    used: dict[str, torch.Tensor] = {}
+                    for path in paths:
+                        path.model.train()
+                        with autocast(config.precision, self.device):
+                            logits = torch.func.functional_call(
+                                path.model, self._path_tensors(path), (inputs,)
+                            )
+                            loss = F.cross_entropy(
+                                logits, labels, label_smoothing=config.label_smoothing
+                            )
+                        loss_sum += loss.detach().float() / len(paths)
+                        scaled = loss / len(paths)
+                        torch.autograd.backward(scaler.scale(scaled) if scaler else scaled)
+                        for e in path.entries.values():
+                            if e.is_param:
+                                used[e.shared_key] = self.tensors[e.shared_key]
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    if config.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(list(used.values()), config.grad_clip)
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    steps, epoch_steps = steps + 1, epoch_steps + 1
+                if epoch_steps:
+                    mean = float(loss_sum.item()) / epoch_steps  # one host sync per epoch
+                    if not math.isfinite(mean):
                         raise FloatingPointError(
-                            f"the supernet's loss is {value} at step {steps + 1} "
-                            f"(epoch {epoch + 1}); lower the learning rate."
+                            f"the supernet's loss became {mean} in epoch {epoch + 1}; lower the "
+                            "learning rate."
                         )
-                    loss_sum += value / len(paths)
-                    torch.autograd.backward(loss / len(paths))
-                    for e in path.entries.values():
-                        if e.is_param:
-                            used[e.shared_key] = self.tensors[e.shared_key]
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(list(used.values()), config.grad_clip)
-                optimizer.step()
-                steps, epoch_steps = steps + 1, epoch_steps + 1
-            if epoch_steps:
-                self.epoch_losses.append(loss_sum / epoch_steps)
-            if scheduler is not None:
-                scheduler.step()
+                    self.epoch_losses.append(mean)
+                if scheduler is not None:
+                    scheduler.step()
         self.steps_trained += steps
         return steps
 
@@ -421,8 +462,15 @@ class Supernet:
         return new
 
     def _optimizer(self, config: TrainingConfig) -> torch.optim.Optimizer:
-        params = [t for k, t in self.tensors.items() if k in self.param_keys]
-        return _make_optimizer(params, config)  # type: ignore[arg-type]
+        """The config's optimiser over the shared parameters (torch's default, not fused:
+        :func:`_swap_param` edits its groups' lists as tensors grow)."""
+        params: list[Any] = [t for k, t in self.tensors.items() if k in self.param_keys]
+        if not config.decay_norm_and_bias and config.weight_decay:
+            params = [
+                {"params": [p for p in params if p.ndim > 1]},
+                {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+            ]
+        return make_optimizer(params, config, fused=False)
 
     # ------------------------------------------------------------------ scoring
 
@@ -509,11 +557,15 @@ def _region(shape: tuple[int, ...]) -> tuple[slice, ...]:
 def _swap_param(
     optimizer: torch.optim.Optimizer, old: torch.Tensor | None, new: nn.Parameter
 ) -> None:
-    """Put ``new`` in place of ``old`` (or add it) in ``optimizer``; pad its state with zeros."""
-    group = optimizer.param_groups[0]
+    """Put ``new`` in place of ``old`` (or add it) in ``optimizer``; pad its state with zeros.
+
+    A new tensor joins the first group, or the second (no weight decay) if there are two and
+    it has at most one dimension: the layout :meth:`Supernet._optimizer` makes."""
+    groups = optimizer.param_groups
     if old is None:
-        group["params"].append(new)
+        (groups[1] if len(groups) > 1 and new.ndim <= 1 else groups[0])["params"].append(new)
         return
+    group = next(g for g in groups if any(p is old for p in g["params"]))
     index = next(i for i, p in enumerate(group["params"]) if p is old)
     group["params"][index] = new
     state = optimizer.state.pop(old, None)

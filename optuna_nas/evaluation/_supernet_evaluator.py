@@ -34,6 +34,7 @@ from optuna_nas.evaluation._base import check_data
 from optuna_nas.evaluation._base import resolve_batch_size
 from optuna_nas.evaluation._hardware import check_device
 from optuna_nas.evaluation._supernet import Supernet
+from optuna_nas.evaluation._supernet import check_supernet_config
 from optuna_nas.evaluation._supernet import in_part
 from optuna_nas.evaluation._supernet import recalibrate_batchnorm
 from optuna_nas.evaluation._supernet import sample_uniform
@@ -182,6 +183,9 @@ class WeightSharingEvaluator(Evaluator):
         """With ``few_shot``: how the space is split and the sub-supernets are trained."""
         self.calibration_batches = check_int("calibration_batches", calibration_batches, minimum=1)
         self.device = check_device(device)
+        check_supernet_config(self.recipe.training, self.device)
+        if self.few_shot is not None:
+            check_supernet_config(self.few_shot.training, self.device)
         self.few_shot_parts: tuple[str, ...] = ()
         """The parts of the split that get a sub-supernet (empty without ``few_shot``)."""
         if self.few_shot is not None:
@@ -447,7 +451,8 @@ class WeightSharingEvaluator(Evaluator):
         )
         batches = list(itertools.islice(train, self.calibration_batches))
         recalibrate_batchnorm(model, batches, device=self.device)
-        accuracy = evaluate_accuracy(model, val, device=self.device)
+        precision = self.recipe.training.precision  # scored as the supernet trained
+        accuracy = evaluate_accuracy(model, val, device=self.device, precision=precision)
         return Evaluation(
             values={"val_accuracy": accuracy},
             metrics={

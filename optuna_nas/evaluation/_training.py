@@ -33,7 +33,6 @@ from optuna_nas.evaluation._hardware import isolated_rng
 from optuna_nas.evaluation._step import Batches
 from optuna_nas.evaluation._step import Step
 from optuna_nas.evaluation._step import check_batch_shape
-from optuna_nas.evaluation._step import make_optimizer
 from optuna_nas.evaluation._step import train_one_epoch
 from optuna_nas.evaluation._step import unpack
 
@@ -466,8 +465,3 @@ def _evaluate(
     if total == 0:
         raise ValueError("The evaluation loader yielded no batches.")
     return int(correct.item()) / total
-
-
-def _make_optimizer(params: list[nn.Parameter], config: TrainingConfig) -> torch.optim.Optimizer:
-    """One optimiser over ``params``, torch's default implementation (the supernet's)."""
-    return make_optimizer(params, config, fused=False)

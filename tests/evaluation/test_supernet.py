@@ -445,3 +445,80 @@ def test_weight_sharing_benchmark_smoke() -> None:
     for row in result["spaces"].values():
         assert -1.0 <= row["kendall_tau"] <= 1.0
         assert row["ws_seconds_per_candidate"] > 0
+
+
+# ----------------------------------------------------------------------- hardware options (#13)
+
+
+def _batches(data: DataSplits, n: int = 3) -> list[list[torch.Tensor]]:
+    loader = torch.utils.data.DataLoader(data.train, batch_size=64)
+    return [batch for batch, _ in zip(loader, range(n), strict=False)]
+
+
+def test_supernet_bf16_and_channels_last_train_like_fp32(digits: DataSplits) -> None:
+    space, batches = small_chain(digits), _batches(digits)
+    runs = {}
+    for name, config in {
+        "fp32": TrainingConfig(epochs=3),
+        "bf16": TrainingConfig(epochs=3, precision="bf16"),
+        "channels_last": TrainingConfig(epochs=3, channels_last=True),
+    }.items():
+        supernet = Supernet(space, seed=0)
+        assert supernet.train(batches, config=config) == 9
+        runs[name] = supernet
+    fp32, bf16, last = (runs[k] for k in ("fp32", "bf16", "channels_last"))
+    assert bf16.epoch_losses != fp32.epoch_losses  # autocast really ran ...
+    assert bf16.epoch_losses == pytest.approx(fp32.epoch_losses, abs=0.02)  # ... and agrees
+    # The memory layout changes no number beyond float rounding.
+    assert last.epoch_losses == pytest.approx(fp32.epoch_losses, rel=1e-4)
+    for key, tensor in fp32.tensors.items():
+        torch.testing.assert_close(last.tensors[key], tensor, rtol=1e-3, atol=1e-4)
+
+
+def test_supernet_weight_decay_filter_spares_norm_and_bias(digits: DataSplits) -> None:
+    supernet = Supernet(small_chain(digits), seed=0)
+    supernet.train(_batches(digits, 1), config=TrainingConfig(epochs=1))
+    config = TrainingConfig(epochs=1, decay_norm_and_bias=False)
+    decay, no_decay = supernet._optimizer(config).param_groups
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == config.weight_decay
+    assert all(p.ndim > 1 for p in decay["params"])
+    assert no_decay["params"] and all(p.ndim <= 1 for p in no_decay["params"])
+    # Tensors a later path creates join the group their shape belongs to.
+    grown = Supernet(small_chain(digits), seed=0)
+    grown.train(_batches(digits, 3), config=config)
+    groups = grown._optimizer(config).param_groups  # a fresh one: the layout rule
+    assert sum(len(g["params"]) for g in groups) == len(grown.param_keys)
+
+
+def test_supernet_refuses_compile_and_settings_its_device_cannot_honour(
+    digits: DataSplits, tmp_path: Path
+) -> None:
+    space = small_chain(digits)
+    with pytest.raises(ValueError, match="every step trains another path"):
+        Supernet(space, seed=0).train(
+            _batches(digits, 1), config=TrainingConfig(epochs=1, compile="default")
+        )
+    store = optuna.artifacts.FileSystemArtifactStore(str(tmp_path))
+    with pytest.raises(ValueError, match="every step trains another path"):
+        WeightSharingEvaluator(
+            digits,
+            space=space,
+            artifact_store=store,
+            training=TrainingConfig(epochs=1, compile="default"),
+        )
+    with pytest.raises(ValueError, match=r"`precision='fp16'` needs a CUDA device"):
+        WeightSharingEvaluator(
+            digits,
+            space=space,
+            artifact_store=store,
+            training=TrainingConfig(epochs=1),
+            few_shot="depth",
+            few_shot_training=TrainingConfig(epochs=1, precision="fp16"),
+        )
+
+
+def test_a_diverging_supernet_fails_at_the_end_of_its_epoch(digits: DataSplits) -> None:
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1"):
+        Supernet(small_chain(digits), seed=0).train(
+            _batches(digits), config=TrainingConfig(epochs=2, lr=1e30, grad_clip=None)
+        )
