@@ -13,6 +13,7 @@ from optuna_nas.samplers._darts import _persist as persist
 from optuna_nas.samplers._darts import _search as search_module
 from optuna_nas.samplers._darts import make_plan
 from optuna_nas.samplers._darts._search import SearchState
+from optuna_nas.samplers._darts._search import run_epoch
 from optuna_nas.samplers._darts._search import search
 from tests.samplers_darts._helpers import SYNTHETIC_SEARCH
 from tests.samplers_darts._helpers import dot_pair_data
@@ -32,11 +33,36 @@ from tests.samplers_darts._helpers import tiny_space
         ("warmup_epochs", 10, "warmup_epochs < epochs"),
         ("max_skip_edges", 0, "max_skip_edges"),
         ("tau_min", 20.0, "tau_min <= tau_max"),
+        ("precision", "fp16", "not offered for the DARTS search.*use precision='bf16'"),
+        ("precision", "fp8", "`precision` must be 'fp32' or 'bf16'"),
+        ("channels_last", 1, "`channels_last` must be a bool"),
     ],
 )
 def test_config_rejects_bad_values(field: str, value: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         DartsSearchConfig(**{field: value})
+
+
+def test_hardware_options_are_recorded_only_when_set() -> None:
+    # A search recorded before the options existed resumes unchanged.
+    assert "precision" not in DartsSearchConfig().to_dict()
+    assert "channels_last" not in DartsSearchConfig().to_dict()
+    settings = DartsSearchConfig(precision="bf16", channels_last=True).to_dict()
+    assert settings["precision"] == "bf16" and settings["channels_last"] is True
+
+
+def test_a_bf16_channels_last_epoch_matches_fp32_closely() -> None:
+    data, space = tiny_digits(), tiny_space()
+    records = {}
+    for name, extra in {"fp32": {}, "bf16": {"precision": "bf16", "channels_last": True}}.items():
+        config = DartsSearchConfig(epochs=2, warmup_epochs=0, **extra)
+        torch.manual_seed(0)
+        state = SearchState(DartsSupernet(make_plan(space, None, None)), config)
+        records[name] = run_epoch(state, data, epoch=0, seed=0, update_alpha=True)
+    fp32, bf16 = records["fp32"], records["bf16"]
+    assert bf16.train_loss != fp32.train_loss  # autocast really ran ...
+    assert bf16.train_loss == pytest.approx(fp32.train_loss, abs=0.05)  # ... and agrees
+    assert bf16.val_loss == pytest.approx(fp32.val_loss, abs=0.05)
 
 
 def test_dot_pairs_show_each_3x3_window_at_most_one_dot_and_only_pairs_carry_the_class() -> None:

@@ -55,6 +55,7 @@ from optuna_nas._validation import is_int
 from optuna_nas.data import Batches
 from optuna_nas.data import DataSplits
 from optuna_nas.data import make_loader
+from optuna_nas.evaluation._hardware import autocast
 from optuna_nas.samplers._darts._supernet import DartsSupernet
 from optuna_nas.samplers._darts._supernet import export_choices
 
@@ -94,6 +95,11 @@ class DartsSearchConfig:
             skip connections (DARTS+; default 2); None never stops early.
         order: 1 (first-order DARTS). 2 raises: second-order DARTS is not offered.
         device: Where the supernet trains (never chosen automatically).
+        precision: ``"fp32"`` (default) or ``"bf16"`` (autocast of both passes, as
+            :class:`~optuna_nas.evaluation.TrainingConfig`'s); ``"fp16"`` is not offered (it
+            would need a gradient scaler per optimiser), use bf16.
+        channels_last: Image batches in channels-last memory layout (faster convolutions on
+            tensor-core GPUs).
     """
 
     epochs: int = 10
@@ -113,6 +119,8 @@ class DartsSearchConfig:
     max_skip_edges: int | None = 2
     order: int = 1
     device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         warn_experimental("DARTS (DartsSearchConfig, DartsSampler)")
@@ -151,9 +159,26 @@ class DartsSearchConfig:
             raise ValueError(f"`order` must be 1, but got order={self.order!r}.")
         if not isinstance(self.device, str):
             raise TypeError(f"`device` must be a str such as 'cpu', but got {self.device!r}.")
+        if self.precision == "fp16":  # type: ignore[comparison-overlap]
+            raise ValueError(
+                "`precision='fp16'` is not offered for the DARTS search (it would need a "
+                "gradient scaler per optimiser); use precision='bf16'."
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"`precision` must be 'fp32' or 'bf16', but got {self.precision!r}.")
+        if not isinstance(self.channels_last, bool):
+            raise ValueError(
+                f"`channels_last` must be a bool, but got channels_last={self.channels_last!r}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings a study records; the hardware options only where they differ from
+        their defaults, so a search recorded before they existed resumes unchanged."""
+        out = asdict(self)
+        for name, default in (("precision", "fp32"), ("channels_last", False)):
+            if out[name] == default:
+                del out[name]
+        return out
 
     @property
     def warmup(self) -> int:
@@ -238,6 +263,11 @@ def _loader(
     return make_loader(data, split, batch_size=batch_size, seed=seed, device=device, shuffle=True)
 
 
+def _on(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
 def _cycle(loader: Batches) -> Iterator[Any]:
     while True:
         yield from loader
@@ -272,34 +302,37 @@ def run_epoch(
     state.net.aux_skip = c.aux_skip * (1 - epoch / c.epochs)
     state.net.train()
     val_batches = _cycle(_loader(data, "val", c.batch_size, base + 2, device))
-    t_sum = v_sum = 0.0
+    # Summed on the device and read once per epoch: no step waits for the host.
+    t_sum = torch.zeros((), device=device)
+    v_sum = torch.zeros((), device=device)
     n = 0
     for xt, yt in _loader(data, "train", c.batch_size, base + 1, device):
-        xt, yt = xt.to(device), yt.to(device)
+        xt, yt = _on(xt, device, c.channels_last), yt.to(device, non_blocking=True)
         if update_alpha:
-            xv, yv = (t.to(device) for t in next(val_batches))
+            xv, yv = next(val_batches)
+            xv, yv = _on(xv, device, c.channels_last), yv.to(device, non_blocking=True)
             state.a_opt.zero_grad(set_to_none=True)
-            v_loss = F.cross_entropy(
-                state.net(xv, state.net.arch_weights(c.relaxation, tau=tau, generator=gumbel)),
-                yv,
-            )
+            with autocast(c.precision, device):
+                arch = state.net.arch_weights(c.relaxation, tau=tau, generator=gumbel)
+                v_loss = F.cross_entropy(state.net(xv, arch), yv)
             torch.autograd.backward(v_loss)
             state.a_opt.step()
-            v_sum += float(v_loss.detach())
+            v_sum += v_loss.detach().float()
         state.w_opt.zero_grad(set_to_none=True)
-        weights = state.net.arch_weights(c.relaxation, tau=tau, generator=gumbel)
-        t_loss = F.cross_entropy(state.net(xt, [(w.detach(), i) for w, i in weights]), yt)
+        with autocast(c.precision, device):
+            weights = state.net.arch_weights(c.relaxation, tau=tau, generator=gumbel)
+            t_loss = F.cross_entropy(state.net(xt, [(w.detach(), i) for w, i in weights]), yt)
         torch.autograd.backward(t_loss)
         nn.utils.clip_grad_norm_(state.net.weight_parameters(), c.grad_clip)
         state.w_opt.step()
-        t_sum += float(t_loss.detach())
+        t_sum += t_loss.detach().float()
         n += 1
     alpha = state.net.alpha_dict()
     return EpochRecord(
         epoch=epoch,
         alpha=alpha,
-        train_loss=t_sum / n,
-        val_loss=v_sum / n if update_alpha else float("nan"),
+        train_loss=float(t_sum.item()) / n,
+        val_loss=float(v_sum.item()) / n if update_alpha else float("nan"),
         tau=tau,
         skip_edges=skip_edges(state, alpha),
         seconds=time.perf_counter() - start,
