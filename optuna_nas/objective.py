@@ -314,8 +314,7 @@ class NASObjective:
     ) -> float | tuple[float, ...]:
         """Record what the evaluation found; fail a diverged candidate, prune a stopped one,
         or return the objective values."""
-        for key, value in result.metrics.items():
-            trial.set_user_attr(key, value)
+        set_trial_user_attrs(trial, result.metrics)  # one transaction on an RDB
         if result.metrics.get("diverged"):
             raise self._fail(
                 trial,

@@ -50,6 +50,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas._compat import set_trial_user_attrs
 from optuna_nas.storage._claims import claim_board
 
 HASH_ATTR = "canonical_hash"
@@ -137,10 +138,12 @@ def copy_duplicate(
         )
     original = source.user_attrs.get(DUPLICATE_OF, source.number)
     own = trial.user_attrs
-    for key, value in source.user_attrs.items():
-        if key != DUPLICATE_OF and key not in keep and own.get(key, _MISSING) != value:
-            trial.set_user_attr(key, value)
-    trial.set_user_attr(DUPLICATE_OF, original)
+    copied = {
+        key: value
+        for key, value in source.user_attrs.items()
+        if key != DUPLICATE_OF and key not in keep and own.get(key, _MISSING) != value
+    }
+    set_trial_user_attrs(trial, {**copied, DUPLICATE_OF: original})  # one transaction on an RDB
     if len(trial.study.directions) == 1:
         for step, value in sorted(source.intermediate_values.items()):
             trial.report(value, step)
