@@ -264,6 +264,21 @@ def _annotate(args: argparse.Namespace) -> None:
     print(f"annotated {len(done)} trial(s) of {study.study_name!r}: {done}")
 
 
+def _retrain_recipe(args: argparse.Namespace) -> Any:
+    """``export --retrain``'s TrainingConfig from ``--precision/--channels-last/--compile``."""
+    from optuna_nas.evaluation import TrainingConfig
+
+    if args.retrain is None:
+        return None
+    return TrainingConfig(
+        epochs=args.retrain,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        cudnn_benchmark=args.device.startswith("cuda"),
+    )
+
+
 def _export(args: argparse.Namespace) -> None:
     from optuna_nas.export import export_trial
     from optuna_nas.export import select_trial
@@ -294,6 +309,7 @@ def _export(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         data_root=args.data_dir,
+        training=_retrain_recipe(args),
     )
     values = ", ".join(
         f"{k}={format_value(v)}"
@@ -402,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", help="with --retrain: where the study's data folder is on this machine"
     )
     p.add_argument("--device", default="cpu", help="with --retrain: where to train (cuda:0, ...)")
+    p.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16", "fp16"), help="with --retrain"
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="with --retrain: channels-last images"
+    )
+    p.add_argument(
+        "--compile",
+        choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
+        help="with --retrain: torch.compile mode (reduce-overhead: CUDA graphs)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation / retraining")
 
     p = add("spec", _spec, "print the architecture spec JSON of one trial")

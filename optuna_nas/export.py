@@ -11,6 +11,7 @@ initialised, seeded; the manifest says so).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import replace
 import json
 import math
 import os
@@ -191,6 +192,7 @@ def export_trial(
     seed: int = 0,
     device: str | torch.device = "cpu",
     data_root: str | os.PathLike[str] | None = None,
+    training: TrainingConfig | None = None,
 ) -> ExportResult:
     """Rebuild ``trial``'s model and write ``spec.json``, ``state_dict.pt``, ``model.pt2``
     (:func:`torch.export.save` of the model in eval mode, with a dynamic batch dimension) and
@@ -208,17 +210,27 @@ def export_trial(
         seed: Seeds initialisation and retraining.
         device: Where to retrain (never chosen automatically).
         data_root: With the default data, the folder that replaces the recorded one.
+        training: The retraining recipe (optimiser, learning rate, precision, channels_last,
+            compile, ...), as for :class:`~optuna_nas.evaluation.FullTraining`; its
+            ``epochs`` is replaced by ``retrain_epochs``. Default: ``TrainingConfig()``.
 
     The exported program is checked: it is reloaded and must reproduce the model's outputs.
     """
     if retrain_epochs is not None:
         check_int("retrain_epochs", retrain_epochs, minimum=1)
+    if training is not None and not isinstance(training, TrainingConfig):
+        raise TypeError(f"`training` must be a TrainingConfig, but got {type(training).__name__}.")
     spec = stored_spec(trial)
     if spec is None:
         raise ValueError(f"trial {trial.number} of study {study.study_name!r} stores no spec.")
     if retrain_epochs is not None:
         splits = data if data is not None else load_study_data(study, seed=seed, root=data_root)
-        weights = _retrain(trial, spec, splits, retrain_epochs, seed=seed, device=device)
+        recipe = (
+            TrainingConfig(epochs=retrain_epochs)
+            if training is None
+            else replace(training, epochs=retrain_epochs)
+        )
+        weights = _retrain(trial, spec, splits, recipe, seed=seed, device=device)
     else:
         weights = _stored_or_fresh(study, trial, spec, artifact_store, seed=seed)
     model = weights.model.eval()
@@ -257,7 +269,7 @@ def _retrain(
     trial: FrozenTrial,
     spec: ArchitectureSpec,
     splits: DataSplits,
-    epochs: int,
+    training: TrainingConfig,
     *,
     seed: int,
     device: str | torch.device,
@@ -270,17 +282,20 @@ def _retrain(
             f"{spec.num_outputs} outputs, but the data {splits.name!r} has "
             f"{splits.input_shape} and {splits.num_classes} classes."
         )
-    evaluator = FullTraining(splits, training=TrainingConfig(epochs=epochs), device=device)
+    evaluator = FullTraining(splits, training=training, device=device)
     result = evaluator.evaluate(spec, report=None, seed=seed)
     if result.model is None:
         raise RuntimeError("FullTraining returned no model.")  # its contract says it does
     test_accuracy = None
     if splits.test is not None:
         test = make_loader(splits, "test", seed=seed, device=device)
-        test_accuracy = evaluate_accuracy(result.model, test, device=device)
+        precision = training.precision
+        test_accuracy = evaluate_accuracy(result.model, test, device=device, precision=precision)
+    epochs = training.epochs
     plural = f"{epochs} epoch" + ("s" if epochs > 1 else "")
     return _Weights(
-        model=result.model.cpu(),
+        # Back to the standard layout: channels-last training leaves 4-D weights channels-last.
+        model=result.model.cpu().to(memory_format=torch.contiguous_format),  # type: ignore[call-overload]
         origin=f"retrained from scratch for {plural} on {splits.name!r}",
         test_accuracy=test_accuracy,
     )

@@ -158,6 +158,10 @@ def test_spec_and_export(storage: str, tmp_path: Path, capsys: pytest.CaptureFix
     manifest = json.loads((tmp_path / "export.json").read_text())
     study = optuna.load_study(study_name=STUDY, storage=storage)
     assert manifest["trial"] == min(study.trials, key=lambda t: (t.values[1], t.number)).number
+    # --retrain takes the training loop's hardware options.
+    retrain = ["--retrain", "1", "--precision", "bf16", "--channels-last", "--out"]
+    main(["export", "--storage", storage, "--trial", "1", *retrain, str(tmp_path / "re")])
+    assert "weights: retrained from scratch for 1 epoch" in capsys.readouterr().out
 
 
 def test_report_spec_and_export_through_the_grpc_proxy(

@@ -12,6 +12,7 @@ import torch
 
 from optuna_nas.data import load_digits
 from optuna_nas.data import make_loaders
+from optuna_nas.evaluation import TrainingConfig
 from optuna_nas.evaluation import evaluate_accuracy
 from optuna_nas.export import export_trial
 from optuna_nas.export import select_trial
@@ -92,3 +93,17 @@ def test_export_retrains_from_scratch(stored: tuple[optuna.Study, Path], tmp_pat
     assert result.test_accuracy == pytest.approx(evaluate_accuracy(model, test, device="cpu"))
     with pytest.raises(ValueError, match="retrain_epochs >= 1"):
         export_trial(study, select_trial(study), tmp_path / "x", retrain_epochs=0)
+
+
+def test_export_retrains_with_the_given_recipe(
+    stored: tuple[optuna.Study, Path], tmp_path: Path
+) -> None:
+    study, _ = stored
+    trial = select_trial(study)
+    recipe = TrainingConfig(epochs=50, precision="bf16", channels_last=True, lr=0.02)
+    result = export_trial(study, trial, tmp_path / "bf16", retrain_epochs=1, training=recipe)
+    assert result.weights == "retrained from scratch for 1 epoch on 'digits'"  # epochs replaced
+    plain = export_trial(study, trial, tmp_path / "fp32", retrain_epochs=1)
+    assert result.test_accuracy != plain.test_accuracy  # another recipe, other weights
+    with pytest.raises(TypeError, match="`training` must be a TrainingConfig"):
+        export_trial(study, trial, tmp_path / "x", retrain_epochs=1, training={"lr": 0.1})  # type: ignore[arg-type]
