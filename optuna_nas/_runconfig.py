@@ -35,7 +35,6 @@ import warnings
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.trial import TrialState
 import tomllib
 import torch
 
@@ -55,9 +54,11 @@ from optuna_nas.spaces import CellSpace
 from optuna_nas.spaces import ChainSpace
 from optuna_nas.spaces import MobileSpace
 from optuna_nas.spaces import SearchSpace
+from optuna_nas.storage import count_finished
 from optuna_nas.storage import mask_url
+from optuna_nas.storage import open_storage
+from optuna_nas.storage import run_study
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 _SPACES: dict[str, Callable[..., SearchSpace]] = {
     "chain": ChainSpace,
     "cell": CellSpace,
@@ -169,7 +170,7 @@ def run_config(
         artifact_store=FileSystemArtifactStore(str(folder)),
     )
     study = optuna.create_study(
-        storage=config.storage,
+        storage=open_storage(config.storage),  # every URL scheme, heartbeats, one clear error
         study_name=config.study_name,
         directions=objective.directions,
         load_if_exists=True,
@@ -179,13 +180,16 @@ def run_config(
         study.set_metric_names(list(objective.objectives))
     study.set_user_attr("data", config.data)
     study.sampler = create_sampler(config.sampler, seed=config.seed + len(study.trials))
-    missing = max(0, trials - len(study.get_trials(deepcopy=False, states=FINISHED)))
+    missing = max(0, trials - count_finished(study))
     with ProgressBar(study, n_trials=missing, timeout=timeout) as bar:
-        study.optimize(
+        # As the study scripts: exactly `trials` finished with any number of workers, and
+        # trials of killed workers failed and retried (heartbeats).
+        run_study(
+            study,
             objective,
-            n_trials=missing,
+            n_trials=trials,
             timeout=timeout,
             catch=(RuntimeError, ValueError),
-            callbacks=[bar, optuna.study.MaxTrialsCallback(trials, states=FINISHED)],
+            callbacks=[bar],
         )
     return study

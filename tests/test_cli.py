@@ -17,6 +17,7 @@ import pytest
 from optuna_nas.cli import EXIT_BROKEN_PIPE
 from optuna_nas.cli import main
 from optuna_nas.report import DIAGRAM_NAME
+from optuna_nas.storage import open_storage
 from tests.report.nas_study import STUDY
 from tests.report.nas_study import nas_study_copy
 
@@ -246,6 +247,30 @@ def test_run_forwards_budgets_to_a_study_script(
         "--epochs",
         "2",
     ]
+
+
+def test_a_config_runs_on_any_storage_url_exactly_n_trials(tmp_path: Path) -> None:
+    # A journal file, which Optuna's create_study cannot open from a URL: the config goes
+    # through open_storage and run_study, as the study scripts do.
+    log = tmp_path / "c.log"
+    config = tmp_path / "study.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            study_name = "j"
+            storage = "journal:///{log}"
+            artifact_dir = "{tmp_path / "art"}"
+            space = "chain"
+            sampler = "random"
+            objectives = ["val_accuracy"]
+            epochs = 1
+            trials = 2
+            """
+        )
+    )
+    main(["run", str(config)])
+    study = optuna.load_study(study_name="j", storage=open_storage(f"journal:///{log}"))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
 
 
 def test_run_a_config_with_progress_bar(
