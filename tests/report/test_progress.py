@@ -1,16 +1,25 @@
-"""The progress bar's summary names only trials that the report's front lists."""
+"""The progress bar: its summary names only trials that the report's front lists, and it
+shows the training trial's epochs."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 import warnings
 
 import optuna
 from optuna.distributions import FloatDistribution
+import pytest
 
+from optuna_nas.data import load_digits
+from optuna_nas.evaluation import FullTraining
+from optuna_nas.evaluation import TrainingConfig
+from optuna_nas.objective import NASObjective
+from optuna_nas.report import ProgressBar
 from optuna_nas.report import best_so_far
 from optuna_nas.report import summarize_study
+from optuna_nas.spaces import ChainSpace
 
 
 def _study(
@@ -70,3 +79,35 @@ def test_no_feasible_trial_and_a_front_of_one(tmp_path: Path) -> None:
         best_so_far(one)
         == "front of 1 trial; on it val_accuracy=0.9 (trial 0), params=100 (trial 0)"
     )
+
+
+def test_the_bar_shows_each_epoch_of_the_training_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = load_digits(seed=0)
+    space = ChainSpace(input_shape=data.input_shape, num_outputs=data.num_classes)
+    objective = NASObjective(space, FullTraining(data, training=TrainingConfig(epochs=2)))
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'e.db'}", directions=objective.directions
+    )
+    training = logging.getLogger("optuna_nas.training")
+    with ProgressBar(study, n_trials=1) as bar:
+        assert training.level == logging.INFO and not training.propagate
+        study.optimize(objective, n_trials=1, callbacks=[bar])
+    err = capsys.readouterr().err
+    assert "training: epoch 1/2: loss " in err and "training: epoch 2/2: loss " in err
+    assert " img/s" in err
+    # Closed: the logger is as it was (no level, propagating, no handler of ours).
+    assert training.level == logging.NOTSET and training.propagate and not training.handlers
+
+
+def test_a_training_logger_the_user_configured_keeps_its_output(tmp_path: Path) -> None:
+    training = logging.getLogger("optuna_nas.training")
+    training.setLevel(logging.DEBUG)
+    try:
+        study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'u.db'}")
+        with ProgressBar(study, n_trials=0):
+            assert training.level == logging.DEBUG and training.propagate
+        assert training.level == logging.DEBUG
+    finally:
+        training.setLevel(logging.NOTSET)
