@@ -50,7 +50,9 @@ class RegularizedEvolutionSampler(_PlanningSampler):
 
     Args:
         population_size: Members of the population (``P`` in the paper).
-        sample_size: Members per tournament (``S``), at most ``population_size``.
+        sample_size: Members per tournament (``S``), at most ``population_size``. 10 (was 5)
+            and ``population_size=20`` were chosen on NAS-Bench-201 tuning seeds 100-129
+            (``benchmarks/nb201.py``, grid P in {10, 20, 50} x S in {3, 5, 10}).
         num_mutations: Params changed per child.
         avoid_duplicates: Re-mutate children already evaluated.
         predictor: Optional scorer of candidate children.
@@ -63,7 +65,7 @@ class RegularizedEvolutionSampler(_PlanningSampler):
         self,
         *,
         population_size: int = 20,
-        sample_size: int = 5,
+        sample_size: int = 10,
         num_mutations: int = 1,
         avoid_duplicates: bool = True,
         predictor: Predictor | None = None,

@@ -71,7 +71,9 @@ class ProgressiveSampler(_PlanningSampler):
     Args:
         complexity: ``params -> int``; defaults to :func:`default_complexity`.
         start_complexity: Bound of level 0.
-        trials_per_level: COMPLETE trials per level.
+        trials_per_level: COMPLETE trials per level. 5 and ``beam_width=5`` were kept after
+            a grid {3, 5, 10} x {3, 5, 10} on NAS-Bench-201 tuning seeds 100-129
+            (``benchmarks/nb201.py``): no config beat them by more than one standard error.
         patience: End a level early after this many trials without improvement (None: never).
         beam_width: Best trials mutated at each level.
         num_candidates: Children generated per trial.
