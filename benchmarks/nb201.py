@@ -395,9 +395,9 @@ Notes:
   100-129; seeds 0-29 were looked at by no choice. A config replaces the code's default only
   if it beats it by more than one standard error (paired over the tuning seeds) of the regret
   averaged over 50/100/200 evaluations (and, for progressive, over both rows).
-- Each group was tuned with the other options at their defaults (one coordinate step, not a
-  joint search); the predictor's exploration was tuned on guided evolution and is shared with
-  guided progressive search.
+- Each group was tuned with the other options at their defaults (coordinate steps, not a
+  joint search), rerunning until every group's choice was the code's default; the predictor's
+  exploration was tuned on guided evolution and is shared with guided progressive search.
 - `tpe` is `TPESampler(seed=s)`; `create_sampler('tpe')` (multivariate, group) equals it trial
   for trial on this fixed six-param space. `gp` is not in the default run: about 6 minutes per
   run to 500 evaluations (`--samplers gp` adds it).

@@ -71,9 +71,9 @@ class ProgressiveSampler(_PlanningSampler):
     Args:
         complexity: ``params -> int``; defaults to :func:`default_complexity`.
         start_complexity: Bound of level 0.
-        trials_per_level: COMPLETE trials per level. 5 and ``beam_width=5`` were kept after
-            a grid {3, 5, 10} x {3, 5, 10} on NAS-Bench-201 tuning seeds 100-129
-            (``benchmarks/nb201.py``): no config beat them by more than one standard error.
+        trials_per_level: COMPLETE trials per level. 3 and ``beam_width=3`` (were 5 and 5)
+            were chosen from a grid {3, 5, 10} x {3, 5, 10} on NAS-Bench-201 tuning seeds
+            100-129 (``benchmarks/nb201.py``, with and without the predictor).
         patience: End a level early after this many trials without improvement (None: never).
         beam_width: Best trials mutated at each level.
         num_candidates: Children generated per trial.
@@ -86,9 +86,9 @@ class ProgressiveSampler(_PlanningSampler):
         *,
         complexity: Callable[[Mapping[str, Any]], int] | None = None,
         start_complexity: int = 1,
-        trials_per_level: int = 5,
+        trials_per_level: int = 3,
         patience: int | None = None,
-        beam_width: int = 5,
+        beam_width: int = 3,
         num_candidates: int = 20,
         predictor: Predictor | None = None,
         seed: int | None = None,
