@@ -50,16 +50,15 @@ from typing import Any
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from optuna_nas.evaluation import check_device
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from gpu_training import SIZES  # noqa: E402
-from gpu_training import fresh_model  # noqa: E402
 from gpu_training import machine  # noqa: E402
 from gpu_training import nb201_spec  # noqa: E402
+from gpu_training import reference_step  # noqa: E402
 from gpu_training import warm_compiler  # noqa: E402
 
 VARIANTS = ("forward_backward", "+gather", "+sgd", "+clip", "compiled_update", "graphed_update")
@@ -77,19 +76,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     batch, steps = sizes["batch"], sizes["steps"]
     mode = "reduce-overhead" if cuda else "default"
     compiler_start = warm_compiler(device, mode)
-    model = fresh_model(nb201_spec(sizes["init_channels"], sizes["cells_per_stage"])).to(device)
-    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    spec = nb201_spec(sizes["init_channels"], sizes["cells_per_stage"])
+    model, params, optimizer, compiled = reference_step(spec, device)
     model.train()
-    params = list(model.parameters())
-    optimizer = torch.optim.SGD(
-        params, lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, fused=cuda or None
-    )
-
-    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            return F.cross_entropy(model(x), y)
-
-    compiled = torch.compile(loss_of, mode=mode, dynamic=False)
     tensor_lr = torch.tensor(0.05, device=device)
     compiled_sgd = torch.optim.SGD(
         params, lr=tensor_lr, momentum=0.9, nesterov=True, weight_decay=5e-4, foreach=True

@@ -213,11 +213,11 @@ def checkpoint_cost(
     }
 
 
-def run_reference(
-    spec: ArchitectureSpec, data: DataSplits, epochs: int, device: torch.device
-) -> dict[str, Any]:
-    """The hand-written loop: everything on the device, compiled forward + loss, fused SGD."""
-    reset(device)
+def reference_step(
+    spec: ArchitectureSpec, device: torch.device
+) -> tuple[nn.Module, list[nn.Parameter], torch.optim.Optimizer, Callable[..., torch.Tensor]]:
+    """The reference loop's pieces: a channels-last model, its fused SGD and the compiled
+    bf16 forward + loss (CUDA graphs on CUDA, mode "default" elsewhere)."""
     cuda = device.type == "cuda"
     model = fresh_model(spec).to(device)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -230,9 +230,17 @@ def run_reference(
         with torch.autocast(device.type, dtype=torch.bfloat16):
             return F.cross_entropy(model(x), y)
 
-    compiled: Callable[..., torch.Tensor] = torch.compile(
-        loss_of, mode="reduce-overhead" if cuda else "default", dynamic=False
-    )
+    mode = "reduce-overhead" if cuda else "default"
+    return model, params, optimizer, torch.compile(loss_of, mode=mode, dynamic=False)
+
+
+def run_reference(
+    spec: ArchitectureSpec, data: DataSplits, epochs: int, device: torch.device
+) -> dict[str, Any]:
+    """The hand-written loop: everything on the device, compiled forward + loss, fused SGD."""
+    reset(device)
+    cuda = device.type == "cuda"
+    model, params, optimizer, compiled = reference_step(spec, device)
     images, labels = data.train.tensors  # type: ignore[attr-defined]
     images = images.to(device).contiguous(memory_format=torch.channels_last)
     labels = labels.to(device)
