@@ -25,9 +25,11 @@ How each storage makes these atomic:
   Redis; ``claim`` is ``SET NX``, ``take_over`` a Lua compare-and-set (Redis runs scripts
   atomically).
 * **Journal file**: a lock file beside the journal (``<journal>.optuna_nas_claims.lock``,
-  created with ``O_EXCL`` like the journal's own lock, forcibly released after 30 s as Optuna's
-  is) serialises a read-check-write of the study system attr ``optuna_nas:claim:<key>``; the
-  write is appended to the journal before the lock is released, so the next holder replays it.
+  a :class:`~optuna_nas.storage._filelock.HolderFileLock`: ``O_EXCL`` like the journal's own
+  lock, broken at once when its holder's pid is gone on the same host, else after 30 s as
+  Optuna's is) serialises a read-check-write of the study system attr
+  ``optuna_nas:claim:<key>``; the write is appended to the journal before the lock is
+  released, so the next holder replays it.
 * **In-memory** storage (one process): the same read-check-write under a ``threading.Lock``.
 
 **Jobs.** The board also holds job claims (:mod:`optuna_nas.storage._jobs`): work done once per
@@ -58,9 +60,10 @@ from optuna.storages import InMemoryStorage
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal import JournalFileOpenLock
 from optuna.storages.journal import JournalRedisBackend
 from optuna.storages.journal import JournalStorage
+
+from optuna_nas.storage._filelock import HolderFileLock
 
 CLAIMS_TABLE = "optuna_nas_claims"
 JOBS_TABLE = "optuna_nas_jobs"
@@ -156,7 +159,7 @@ def _make_board(storage: BaseStorage) -> ClaimBoard:
         if isinstance(backend, JournalRedisBackend):
             return _RedisBoard(backend)
         if isinstance(backend, JournalFileBackend):
-            lock = JournalFileOpenLock(backend._file_path + ".optuna_nas_claims")
+            lock = HolderFileLock(backend._file_path + ".optuna_nas_claims")
             return _AttrBoard(storage, _file_lock(lock))
     if isinstance(storage, InMemoryStorage):
         return _AttrBoard(storage, _thread_lock(threading.Lock()))
@@ -395,7 +398,7 @@ class _AttrBoard(ClaimBoard):
             return True
 
 
-def _file_lock(lock: JournalFileOpenLock) -> Callable[[], contextlib.AbstractContextManager[None]]:
+def _file_lock(lock: HolderFileLock) -> Callable[[], contextlib.AbstractContextManager[None]]:
     @contextlib.contextmanager
     def held() -> Iterator[None]:
         lock.acquire()

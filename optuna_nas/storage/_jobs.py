@@ -52,8 +52,6 @@ from collections.abc import Callable
 import dataclasses
 import math
 import os
-from pathlib import Path
-import socket
 import threading
 import time
 from typing import TypeVar
@@ -64,6 +62,8 @@ from optuna.storages import BaseStorage
 
 from optuna_nas.storage._claims import JobOwner
 from optuna_nas.storage._claims import claim_board
+from optuna_nas.storage._filelock import host_identity
+from optuna_nas.storage._filelock import pid_alive
 
 R = TypeVar("R")
 W = TypeVar("W")
@@ -78,31 +78,7 @@ class JobLost(RuntimeError):
     """This worker's claim on a job was taken over (it was presumed dead); stop the work."""
 
 
-def _host() -> tuple[str, str]:
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        namespace = ""
-    return socket.gethostname(), namespace
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists and is not a zombie (True if unknown)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: it exists
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
+_host = host_identity  # a module attribute: tests stand in another host for job owners
 
 
 class JobLease:

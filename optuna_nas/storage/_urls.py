@@ -40,6 +40,7 @@ import warnings
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_nas.storage._filelock import HolderFileLock
 from optuna_nas.storage._heartbeat import JournalHeartbeatStorage
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -305,9 +306,8 @@ def _open_server(
 
 def _journal_file(url: str) -> Any:
     path = _local_path(url, "journal", "journal file")
-    return optuna.storages.journal.JournalFileBackend(
-        str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path))
-    )
+    lock = HolderFileLock(str(path))  # a kill -9 inside the lock does not stall it for 30 s
+    return optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock)
 
 
 def _journal_redis(url: str) -> Any:
