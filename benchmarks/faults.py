@@ -91,6 +91,7 @@ class Round:
     kind: str  # "quickstart", "ws-supernet" or "ws-trials"
     workers: int
     seed: int
+    epochs: int = 0  # quickstart rounds: training epochs per trial (0: EPOCHS)
 
     @property
     def n_trials(self) -> int:
@@ -131,7 +132,7 @@ def command(r: Round, url: str, name: str, artifacts: Path) -> list[str]:
             str(ROOT / "studies" / "quickstart.py"),
             *common,
             "--epochs",
-            str(EPOCHS),
+            str(r.epochs or EPOCHS),
         ]
     script = str(ROOT / "studies" / "weight_sharing.py")
     return [sys.executable, script, *common, "--supernet-epochs", str(SUPERNET_EPOCHS)]
@@ -569,6 +570,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 except Missed as err:
                     missed.append(str(err))
                     train_s /= 2  # a supernet trained before the kill: kill it sooner
+                    if r.kind == "quickstart":  # trials ran out before the kill: longer ones
+                        r = dataclasses.replace(r, epochs=4 * (r.epochs or EPOCHS))
                     if len(missed) == 3:
                         raise
         x["missed_attempts"] = missed
