@@ -117,8 +117,9 @@ def run_study(
     if callable(check):  # e.g. NASObjective: refuse a study made with another set-up up front
         check(study)
     bad_setup: list[SetupError] = []
+    seen: list[list[FrozenTrial]] = []  # the loop's latest read of the trials, for the slot
     wrapped = _stop_on_setup_error(
-        _with_slot(objective, n_trials, poll_interval) if slots else objective, bad_setup
+        _with_slot(objective, n_trials, poll_interval, seen) if slots else objective, bad_setup
     )
     watcher = _failing_stale_trials(study) if slots else contextlib.nullcontext()
     with watcher:
@@ -137,6 +138,7 @@ def run_study(
                 _fail_stale(study)
                 time.sleep(poll_interval)
                 continue
+            seen[:] = [trials]
             try:
                 study.optimize(
                     wrapped,
@@ -175,9 +177,12 @@ def _stop_on_setup_error(objective: Objective, found: list[SetupError]) -> Objec
     return run
 
 
-def _with_slot(objective: Objective, n_trials: int, poll_interval: float) -> Objective:
+def _with_slot(
+    objective: Objective, n_trials: int, poll_interval: float, seen: list[list[FrozenTrial]]
+) -> Objective:
     def run(trial: optuna.Trial) -> Any:
-        if not _claim_slot(trial, n_trials, poll_interval):
+        hint = seen.pop() if seen else None
+        if not _claim_slot(trial, n_trials, poll_interval, hint):
             trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
             raise _Surplus(f"all {n_trials} trial slots were taken by other workers' trials")
         return objective(trial)
@@ -196,14 +201,29 @@ def _holds_slot(t: FrozenTrial) -> bool:
     return t.state is TrialState.RUNNING and _slot_of(t) is not None
 
 
-def _claim_slot(trial: optuna.Trial, n_trials: int, poll_interval: float) -> bool:
+def _claim_slot(
+    trial: optuna.Trial,
+    n_trials: int,
+    poll_interval: float,
+    hint: list[FrozenTrial] | None = None,
+) -> bool:
+    """Claim a free slot of the ``n_trials`` for ``trial``; False if all are finished.
+
+    ``hint`` is the trials as the caller read them just before this trial was asked (saving
+    a read of the history per trial). It may be stale, which is safe: the claim board decides
+    who holds a slot, and a pass that finds no free slot with it is redone at once on a fresh
+    read before any waiting.
+    """
     study = trial.study
     storage, study_id, me = study._storage, study._study_id, trial._trial_id
     board = claim_board(storage)
     while True:
+        stale_view = hint is not None
+        trials = hint if hint is not None else study.get_trials(deepcopy=False)
+        hint = None
         taken: dict[int, FrozenTrial] = {}
         unslotted = 0  # finished without a slot: run without heartbeats, or before slots
-        for t in study.get_trials(deepcopy=False):
+        for t in trials:
             slot = _slot_of(t)
             if slot is None:
                 unslotted += t.state in FINISHED
@@ -211,6 +231,8 @@ def _claim_slot(trial: optuna.Trial, n_trials: int, poll_interval: float) -> boo
                 taken[slot] = t
         capacity = n_trials - unslotted
         if sum(t.state in FINISHED for t in taken.values()) >= capacity:
+            if stale_view:
+                continue  # decide "all finished" on a fresh read only
             return False
         for slot in range(capacity):
             if slot in taken:
@@ -228,6 +250,8 @@ def _claim_slot(trial: optuna.Trial, n_trials: int, poll_interval: float) -> boo
                 study_id, f"slot:{slot}", owner_id, me
             ):
                 return True
+        if stale_view:
+            continue  # the view was the caller's: look again before waiting
         _fail_stale(study)
         time.sleep(poll_interval)
 

@@ -16,7 +16,9 @@ from optuna.trial import TrialState
 
 from optuna_nas.storage import open_storage
 from optuna_nas.storage import run_study
+from optuna_nas.storage._run import SLOT_ATTR
 from optuna_nas.storage._run import SURPLUS_ATTR
+from optuna_nas.storage._run import _claim_slot
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -86,3 +88,25 @@ def test_a_dead_workers_trial_is_failed_while_this_worker_trains(tmp_path: Path)
     assert mine.datetime_complete is not None
     assert failed_at < mine.datetime_complete  # failed while this worker's trial ran
     assert failed_at.timestamp() - beat < 2 + 1 + 1  # grace + heartbeat, plus slack
+
+
+def test_a_slot_claim_on_a_stale_view_of_the_trials_takes_a_free_slot_or_none(
+    tmp_path: Path,
+) -> None:
+    # run_study hands the slot claim its own read of the trials from before study.ask(); by
+    # the time of the claim other workers may have taken slots or finished the study.
+    study = _study(tmp_path)
+    before = study.get_trials(deepcopy=False)  # the view: no trial yet
+    with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize"
+        warnings.simplefilter("ignore", UserWarning)
+        other, mine = study.ask(), study.ask()
+        assert _claim_slot(other, 2, 0.01)  # another worker takes slot 0 meanwhile
+        assert _claim_slot(mine, 2, 0.01, before)  # the view says 0 is free; the board refuses
+        slots = {t.number: t.system_attrs[SLOT_ATTR][1] for t in study.get_trials()}
+        assert slots == {other.number: 0, mine.number: 1}
+        study.tell(other, 1.0)
+        study.tell(mine, 1.0)
+        late = study.ask()
+        start = time.monotonic()
+        assert not _claim_slot(late, 2, 5.0, before)  # all finished: said on a fresh read
+        assert time.monotonic() - start < 2.0  # without waiting a poll interval first
