@@ -8,14 +8,16 @@ storage-server`` (``optuna.storages.run_grpc_proxy_server``) started on a free p
 127.0.0.1 in front of it. Every worker runs :func:`optuna_nas.storage.run_study` with a
 sampler of its own (``RegularizedEvolutionSampler`` or TPE, seeded per worker) over a
 NAS-Bench-201-shaped space (6 categorical params of 5 choices) and an objective that
-sleeps 1 s, until a common deadline. A study may start with ``h`` completed trials (written
+sleeps 1 s. Each worker sets up (imports, storage, the study's history read once), says it is
+ready and waits; when all are, the driver sets one common deadline and lets them go. A study may start with ``h`` completed trials (written
 straight into PostgreSQL), so that samplers read a long history.
 
 Measured per configuration:
 
 * **trials/s in steady state**: trials finished between the moment the last worker's first
   trial began (plus 1 s) and the deadline (minus 1.5 s, the trial in flight), over that
-  window; worker start-up (Python, imports, connections) is not counted;
+  window; worker start-up (Python, imports, connections, the first history read) is not
+  counted;
 * **scaling efficiency**: trials/s over ``w`` times the 1-worker trials/s of the same storage,
   sampler and history (ideal 1.0; with a 1 s objective one worker makes at most 1 trial/s);
 * **sampler ms per trial**: the time a trial spends in the sampler's hooks
@@ -69,6 +71,8 @@ POSTGRES = os.environ.get(
 )
 SPACE = {f"edge{i}": ("none", "skip", "conv1x1", "conv3x3", "pool3x3") for i in range(6)}
 SLEEP = 1.0
+READY = "ready"  # a worker's line once it is set up and waits for the go
+STARTUP_TIMEOUT = 300.0  # s for every worker to be set up
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -123,14 +127,16 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return RegularizedEvolutionSampler(seed=seed)
 
 
-def worker(url: str, study_name: str, sampler_name: str, seed: int, deadline: float) -> None:
-    """Run trials until ``deadline`` (a ``time.time()``); one JSON line per finished trial."""
+def worker(url: str, study_name: str, sampler_name: str, seed: int, go: str) -> None:
+    """Set up, print ``ready``, wait for the driver's ``go`` file (holding the common deadline,
+    a ``time.time()``), then run trials until the deadline; one JSON line per finished trial."""
     from optuna_nas.storage import open_storage
     from optuna_nas.storage import run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = TimedSampler(make_sampler(sampler_name, seed))
     study = optuna.load_study(study_name=study_name, storage=open_storage(url), sampler=sampler)
+    study.get_trials(deepcopy=False)  # the history read once, as a worker that has run a while
 
     def objective(trial: optuna.Trial) -> float:
         params = {
@@ -149,7 +155,10 @@ def worker(url: str, study_name: str, sampler_name: str, seed: int, deadline: fl
         }
         print(json.dumps(line), flush=True)
 
-    remaining = deadline - time.time()
+    print(READY, flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.02)
+    remaining = float(Path(go).read_text()) - time.time()
     if remaining > 0:
         run_study(study, objective, n_trials=10**9, timeout=remaining, callbacks=[finished])
 
@@ -239,17 +248,31 @@ def run_config(
             stack.enter_context(proxy(POSTGRES)) if storage == "grpc" else (POSTGRES, None)
         )
         logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
-        start = time.time()
-        deadline = start + seconds + 4 + 0.6 * workers  # start-up is not counted
+        go = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "go"
         procs = [
             subprocess.Popen(
-                [sys.executable, __file__, "--worker", url, name, sampler, str(i), str(deadline)],
+                [sys.executable, __file__, "--worker", url, name, sampler, str(i), str(go)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"},
             )
             for i, log in enumerate(logs)
         ]
+        # Start-up (Python, imports, connections, the first history read) is not counted:
+        # every worker waits, set up, for one common go and deadline.
+        ready_by = time.time() + STARTUP_TIMEOUT
+        while not all(READY in _lines(log) for log in logs):
+            if time.time() > ready_by or any(p.poll() is not None for p in procs):
+                for p in procs:
+                    p.kill()
+                raise RuntimeError(
+                    f"{workers} workers not all set up within {STARTUP_TIMEOUT:.0f} s: "
+                    + "; ".join(ln for log in logs for ln in _lines(log)[-3:])
+                )
+            time.sleep(0.2)
+        deadline = time.time() + seconds + 4
+        Path(f"{go}.tmp").write_text(repr(deadline))
+        os.replace(f"{go}.tmp", go)
         # Server CPU over the steady window: sample it once every worker has begun a trial.
         first = None
         while time.time() < deadline and first is None:
@@ -268,7 +291,7 @@ def run_config(
         cpu1 = cpu_seconds(pg) + (cpu_seconds([server]) if server else 0.0)
         codes = [p.wait(timeout=120) for p in procs]
         lines = [json.loads(ln) for log in logs for ln in _lines(log) if ln.startswith("{")]
-        errors = [ln for log in logs for ln in _lines(log) if not ln.startswith("{")]
+        errors = [ln for log in logs for ln in _lines(log) if ln[:1] != "{" and ln != READY]
         study = optuna.load_study(study_name=name, storage=POSTGRES)
         trials = study.get_trials(deepcopy=False)
     held = {t.number: t.state for t in trials}
