@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        url, name, sampler, seed, deadline = sys.argv[2:7]
-        worker(url, name, sampler, int(seed), float(deadline))
+        url, name, sampler, seed, go = sys.argv[2:7]
+        worker(url, name, sampler, int(seed), go)
     else:
         main()
