@@ -1,4 +1,4 @@
-"""Writing one benchmark's section of ``benchmarks/RESULTS.md``."""
+"""What every benchmark script shares: the machine it ran on, and regenerating RESULTS.md."""
 
 from __future__ import annotations
 
@@ -8,20 +8,19 @@ import platform
 from typing import Any
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section of ``path`` whose heading is ``section``'s first line (``## ...``) by
-    ``section``, or append it; sections stay separated by one blank line."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = section.strip("\n") + "\n"
-    head = section.splitlines()[0]
-    if head in text:
-        start = text.index(head)
-        nxt = text.find("\n## ", start + len(head))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section + ("\n" + rest if rest else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+def regenerate(results_dir: Path | None = None) -> bool:
+    """After a benchmark wrote its JSON into ``results_dir``: rebuild ``benchmarks/RESULTS.md``
+    and the README's numbers from ``benchmarks/results/*.json`` (``results_md.write``, the one
+    path from JSON to markdown). A run into any other folder changes neither; returns whether
+    they were rebuilt."""
+    import results_md
+
+    if results_dir is not None and results_dir.resolve() != results_md.RESULTS:
+        print(f"{results_dir} is not {results_md.RESULTS}: RESULTS.md left as it is")
+        return False
+    results_md.write()
+    print(f"regenerated {results_md.RESULTS_MD} and the README's results block")
+    return True
 
 
 def machine(**extra: Any) -> dict[str, Any]:

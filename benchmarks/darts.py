@@ -17,11 +17,11 @@ Two measurements, everything seeded, one torch thread per process:
    bootstrap interval of the random median are reported with it.
 
 The synthetic search settings (``SYNTHETIC_SEARCH``) were chosen on search seeds 100-104,
-which are not among the reported seeds (see ``benchmarks/RESULTS.md``).
+which are not among the reported seeds (see ``benchmarks/NOTES.md``).
 
 Run ``python benchmarks/darts.py --jobs 2`` (about 20 minutes on 2 busy cores) to write
-``benchmarks/results/darts.json`` and the "DARTS sampler" section of ``benchmarks/RESULTS.md``;
-``--smoke`` runs a tiny version in seconds and writes nothing.
+``benchmarks/results/darts.json`` and regenerate ``benchmarks/RESULTS.md`` (``section`` renders
+the "DARTS sampler" part); ``--smoke`` runs a tiny version in seconds and writes nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ from torch.utils.data import TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _results import regenerate  # noqa: E402
 
 from optuna_nas.data import DataSplits  # noqa: E402
 from optuna_nas.data import load_digits  # noqa: E402
@@ -274,7 +277,8 @@ def digits(
 # --------------------------------------------------------------------------- report
 
 
-def _table(result: dict[str, Any]) -> str:
+def section(result: dict[str, Any]) -> str:
+    """The "DARTS sampler" section of ``benchmarks/RESULTS.md``, from ``darts.json``."""
     syn = result["synthetic"]
     dig = result["digits"]
     alone = syn["val_accuracy_of_each_op_alone"]
@@ -344,85 +348,24 @@ def _table(result: dict[str, Any]) -> str:
             f"{r['at_least_random_median']} | {r['percentile_among_random']:.2f} | "
             f"{r['search_epochs']} | {r['search_seconds']:.0f} | {arch} |"
         )
-    return "\n".join([*lines, "", NOTES])
-
-
-NOTES = """\
-Notes (read these with the tables):
-
-- Why the previous version of this benchmark found `avg_pool_3x3` on search seed 1 (margin
-  0.66): its supernet never learned the task. The training loss stayed at 0.692-0.693 (ln 2,
-  chance) in every epoch of seeds 0, 1 and 2, and was still 0.684-0.690 after 40 epochs of
-  which 20 warm-up (seeds 1 and 100). Alpha then follows noise: Adam's normalised steps (arch
-  lr 0.01, 80 steps) turn any small consistent gradient into ±0.6. Pooling's alpha was -0.33,
-  +0.61, -0.18 on seeds 0-2, so it had no systematic advantage (its `BatchNorm2d(affine=False)`
-  gives it the same unit scale per channel as the convolutions' frozen batch norm, as in
-  DARTS), and seeds 0 and 2 ranked `nor_conv_3x3` first by the same chance. Two causes: too few
-  weight steps (10 epochs x 10 batches at weight lr 0.025 with every op weighted 1/5, where
-  DARTS trains ~20,000 steps; even on a first version of the new task, with alpha forced onto
-  `nor_conv_3x3` and no auxiliary skip, 10 epochs of 32 batches at that lr only reached loss
-  0.64), and the DARTS- auxiliary skip, which adds the stem's output with weight 1 → 0 to the
-  only edge and swamps the mixed op until it has decayed (on a first version of the new task,
-  weights only, uniform alpha, weight lr 0.1: loss still 0.69 after 15 epochs with it, falling
-  from about epoch 8 and 0.51 after 15 without it).
-- The previous task did not strictly need `nor_conv_3x3`: stem then `avg_pool_3x3` is a linear
-  5x5 filter, and the classifier's BN-ReLU after it makes a pair detector for same-sign dots
-  (stem filter rows (1, -1, 1), (0, 0, 0), (0, 0, 0) convolved with the 3x3 box give taps
-  1, 0, 1, 0, 1 on three rows: a horizontal pair scores 2, a single dot or a vertical pair at
-  most 1). With 3 same-sign pairs and 2000 images, pooling alone reached 0.75 after 10 epochs
-  (`nor_conv_3x3` 1.0, the others ≤ 0.50). The task was rebuilt: dots are +1 or -1 at random
-  (a linear filter's response `s1*a + s2*b` then cancels or flips with the signs), dots of
-  different pairs are 3+ px apart (no 3x3 window holds two dots, so `skip_connect` and
-  `nor_conv_1x1`, which see 3x3 windows through a global average pool, are at chance whatever
-  their weights), three pairs per image and 2000 training images so that the task can be
-  learned in a short search. Pooling is not at chance: trained alone it reaches 0.70 (a linear
-  5x5 filter followed by several ReLU units can cover some sign patterns, and its 5x5 view also
-  sees dots of other pairs 3-4 px away, whose offsets follow the class's orientation). Only
-  `nor_conv_3x3` solves the task (1.00), so pooling is a real but weaker competitor that alpha
-  must rank below it, and `none`, `skip_connect` and `nor_conv_1x1` are at 0.50 as built.
-- Settings chosen on search seeds 100-104, which are not reported above: weight lr 0.1 (at
-  0.025 the supernet's training loss on the first version of the new task was still ln 2 after
-  30 epochs, seed 100: a training-loss criterion, not alpha), 30 epochs, 10 warm-up (PC-DARTS's
-  third); everything else is the default config. On those seeds `nor_conv_3x3` came first 5 of
-  5 times (margins 0.82, 0.95, 0.88, 0.97, 1.07). Without the auxiliary skip it came first on
-  seeds 100 and 101 but not on 102 (`skip_connect` +0.44 vs +0.38): the supernet had already
-  fitted the task during the warm-up (loss 0.02), so alpha followed the tiny gradients of a
-  fitted network. With the auxiliary skip the supernet learns while alpha learns, and alpha
-  follows that signal; so the default (auxiliary skip on) was kept. The two other variants
-  above are run on the reported seeds for comparison only.
-- Digits: the algorithm and its settings are unchanged (default config, 12 epochs, as
-  before); nothing was tuned on digits. What changed is the measurement: 5 search seeds, and
-  every architecture, random or DARTS, trained with the same 3 training seeds, so the random
-  median is a median of 3-training means and its noise is stated.
-- Criterion (a) holds on 8 of 8 reported seeds (and 5 of 5 tuning seeds); the supernet
-  learned the task on every one (final training loss 0.02-0.04). The smallest margin is seed
-  2's (0.44, over `skip_connect`). `skip_connect` comes second on 6 of 8 seeds, probably
-  because the mixed op's own skip takes over what the decaying auxiliary skip carried (not
-  tested further). The two comparison
-  variants show the causes above on the reported seeds: without the auxiliary skip 3 of 5
-  (the supernet has fitted the task before alpha starts), with the previous short search
-  3 of 5 (training loss still 0.685-0.691: alpha is noise, right or wrong by chance).
-- Criterion (b): 5 of 5 seeds reach the random median, but seeds 3 (0.9629) and 4 (0.9638)
-  exceed it (0.9624) by 0.0005 and 0.0014, less than one validation image (0.0028), well
-  inside the training noise (0.0062) and the median's bootstrap interval: they are ties with
-  the median, not wins. Seeds 0-2 beat 81-100% of the random architectures. The previous run
-  (one training per random architecture) put the median at 0.9638 and seed 3 at 0.9619; code
-  underneath the benchmark has changed since (the training path, commit 7416cfa), and the
-  same architecture and training seed now score up to one validation image differently (seed
-  1's search also exports a different cell now); which change moved which number was not
-  traced.
-"""
-
-
-def _write_section(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if nxt < 0 else text[nxt:])
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    ties = [
+        f"{r['seed']} ({r['val_accuracy'] - rnd['median_val_accuracy']:+.4f})"
+        for r in dig["darts"]
+        if 0 <= r["val_accuracy"] - rnd["median_val_accuracy"] < rnd["one_val_image"]
+    ]
+    if ties:
+        lines += [
+            "",
+            "Search seeds above the random median by less than one validation image "
+            f"({rnd['one_val_image']:.4f}), ties rather than wins: {', '.join(ties)}.",
+        ]
+    lines += [
+        "",
+        "Why the synthetic task looks the way it does, and how the search settings were "
+        "chosen (on search seeds 100-104, none of them reported here): "
+        "[NOTES.md](NOTES.md#darts-sampler).",
+    ]
+    return "\n".join(lines)
 
 
 def _starmap(jobs: int) -> tuple[Callable[..., list[Any]], ProcessPoolExecutor | None]:
@@ -444,12 +387,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--render",
         action="store_true",
-        help="only rewrite the RESULTS.md section from an existing OUT/darts.json",
+        help="only regenerate RESULTS.md from the existing JSON files",
     )
     args = parser.parse_args(argv)
     if args.render:
+        regenerate(args.out)
         saved: dict[str, Any] = json.loads((args.out / "darts.json").read_text())
-        _write_section(ROOT / "benchmarks" / "RESULTS.md", _table(saved))
         return saved
     _init_worker()
     start = time.perf_counter()
@@ -484,8 +427,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.smoke:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "darts.json").write_text(json.dumps(result, indent=2) + "\n")
-        _write_section(ROOT / "benchmarks" / "RESULTS.md", _table(result))
-    print(_table(result))
+        regenerate(args.out)
+    print(section(result))
     return result
 
 

@@ -246,9 +246,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "data_loading.json").write_text(json.dumps(result, indent=1) + "\n")
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _results import write_section
+        from _results import regenerate
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+        regenerate(args.out)
     print(section(result))
     return result
 

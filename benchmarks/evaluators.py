@@ -366,9 +366,9 @@ def markdown(result: dict[str, Any]) -> str:
         "thread. Cost = mean CPU seconds (`time.process_time`) per candidate"
         f" / mean CPU seconds of one full training, all strategies interleaved on the "
         f"same {result['config']['cost_archs']} architectures; CPU time rather than wall time "
-        "because the 2-core VM was shared with other engineers' jobs (load average 12-16 "
-        "during the run). The predictor's cost is its fit plus prediction, per scored "
-        "candidate, on top of the n full trainings it needs first.",
+        f"because of the machine ({result['machine'].get('note', 'shared')}). The "
+        "predictor's cost is its fit plus prediction, per scored candidate, on top of the n "
+        "full trainings it needs first.",
         "",
     ]
     for name, space in result["spaces"].items():
@@ -414,12 +414,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_results_md(text: str) -> None:
+def update_results_md() -> None:
+    """Regenerate ``benchmarks/RESULTS.md`` from the JSON files (this section: ``markdown``)."""
     if str(ROOT / "benchmarks") not in sys.path:  # also when loaded from its file path
         sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _results import write_section
+    from _results import regenerate
 
-    write_section(ROOT / "benchmarks" / "RESULTS.md", text)
+    regenerate(RESULTS)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -477,7 +478,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = markdown(result)
     print(text)
     if not args.smoke:
-        update_results_md(text)
+        update_results_md()
     return result
 
 

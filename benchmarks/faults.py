@@ -615,9 +615,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         (out / "faults.json").write_text(json.dumps(result, indent=1) + "\n")
     if not args.smoke:
         sys.path.insert(0, str(ROOT / "benchmarks"))
-        from _results import write_section
+        from _results import regenerate
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+        regenerate(out)
     print(section(result))
     return result
 

@@ -17,8 +17,8 @@ One command does both halves of "choose on tuning seeds, report on others":
 
     python benchmarks/nb201.py [--csv PATH] [--processes 2] [--smoke]
 
-writes ``benchmarks/results/nb201.json``, ``nb201_anytime.png`` and the "NAS-Bench-201:
-samplers" section of ``benchmarks/RESULTS.md``.
+writes ``benchmarks/results/nb201.json`` and ``nb201_anytime.png``, then regenerates
+``benchmarks/RESULTS.md`` (``markdown`` renders the "NAS-Bench-201: samplers" part).
 """
 
 # ruff: noqa: E402 (the BLAS thread count must be set before numpy is imported)
@@ -45,7 +45,7 @@ import sys
 import time
 from typing import Any
 
-from _results import write_section
+from _results import regenerate
 import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
@@ -391,16 +391,17 @@ def plot(single: dict[str, Any], path: Path) -> None:
 NOTES = """\
 Notes:
 
-- The rule (`benchmarks/NOTES.md`): every default above was chosen on the tuning seeds
-  100-129; seeds 0-29 were looked at by no choice. A config replaces the code's default only
-  if it beats it by more than one standard error (paired over the tuning seeds) of the regret
-  averaged over 50/100/200 evaluations (and, for progressive, over both rows).
+- The rule ([NOTES.md](NOTES.md#choose-on-tuning-seeds-report-on-others)): every default
+  above was chosen on the tuning seeds 100-129; seeds 0-29 were looked at by no choice. A
+  config replaces the code's default only if it beats it by more than one standard error
+  (paired over the tuning seeds) of the regret averaged over 50/100/200 evaluations (and, for
+  progressive, over both rows).
 - Each group was tuned with the other options at their defaults (coordinate steps, not a
   joint search), rerunning until every group's choice was the code's default; the predictor's
   exploration was tuned on guided evolution and is shared with guided progressive search.
 - `tpe` is `TPESampler(seed=s)`; `create_sampler('tpe')` (multivariate, group) equals it trial
-  for trial on this fixed six-param space. `gp` is not in the default run: about 6 minutes per
-  run to 500 evaluations (`--samplers gp` adds it).
+  for trial on this fixed six-param space. `gp` is not in the default run, being much slower
+  per run (`--samplers gp` adds it).
 - The paper's runs used a 12,000 s simulated-time budget (~100-150 evaluations) and 500 runs;
   our 100-evaluation column is the closest.
 - Two objectives: `reinforce` there uses `reference_point=(10.0, 1.6)` (hypervolume improvement
@@ -440,6 +441,8 @@ def markdown(result: dict[str, Any]) -> str:
         cells = " | ".join(_cell(row[str(b)]) for b in budgets)
         lines.append(f"| {name} | {cells} | {row['seconds_per_run']:.2f} |")
     lines += [
+        "",
+        "![Mean regret against evaluations, per sampler](results/nb201_anytime.png)",
         "",
         "Regret below random's, paired on the same seeds: mean ± standard error "
         "(seeds better / worse):",
@@ -594,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "nb201.json").write_text(json.dumps(result, indent=1))
         plot(result["single"], args.out / "nb201_anytime.png")
-        write_section(args.out.parent / "RESULTS.md", section)
+        regenerate(args.out)
     return 0
 
 

@@ -65,24 +65,11 @@ from optuna_nas.spaces import params_to_nb201_arch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _results import machine
-from _results import write_section
 
 DEFAULT_CSV = ROOT.parent / "shared" / "nasbench" / "nb201_cifar10.csv"
 SIZES = (20, 50, 100, 200)
 HELD_OUT = 1000
 PREDICTORS = ("mlp_ensemble", "kernel", "random_forest")
-# How the ensemble's defaults were chosen (tuning seeds 100-105, see MLPEnsemble's docstring).
-TUNING = (
-    "MLPEnsemble's `target_transform='rank'` default was chosen on tuning seeds 100-105 "
-    "(`--first-seed 100 --seeds 6`, Spearman at 20 / 100 training architectures): the "
-    "standardised targets gave 0.44 / 0.69, the rank transform 0.51 / 0.77, -log(100.5 - acc) "
-    "0.48 / 0.74. With the rank transform, 10 members, 32 or 128 hidden units, 200 or 1,000 "
-    "steps, weight decay 0 or 1e-2 moved Spearman by at most 0.01 at any size (within a "
-    "standard error), so the other defaults stayed (reproduce a row with `--first-seed 100 "
-    "--seeds 6 --mlp target_transform=standardize`, `n_members=10`, ...; the -log variant was "
-    "an ad-hoc transform outside the library). The random forest and the kernel predictor run "
-    "with their defaults (not tuned here)."
-)
 
 
 def load(path: Path) -> tuple[list[dict[str, str]], np.ndarray]:
@@ -294,7 +281,12 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{np.mean([r['trials'] for r in got]):.0f} | "
                 f"{np.mean([r['seconds'] for r in got]):.1f} |"
             )
-    lines += ["", TUNING]
+    lines += [
+        "",
+        "MLPEnsemble's defaults were chosen on tuning seeds 100-105, not on the seeds above "
+        "([NOTES.md](NOTES.md#nas-bench-201-predictor-defaults-tuning-seeds-100-105)); the "
+        "random forest and the kernel predictor run with their defaults.",
+    ]
     return "\n".join(lines)
 
 
@@ -350,7 +342,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.smoke and not mlp and args.first_seed == 0:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "predictor.json").write_text(json.dumps(result, indent=1) + "\n")
-        write_section(ROOT / "benchmarks" / "RESULTS.md", text)
+        from _results import regenerate
+
+        regenerate(args.out)
     print(text)
     return result
 

@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / "benchmarks" / "results" / "sampler_overhead.json").write_text(
             json.dumps(result, indent=1)
         )
-        from _results import write_section
+        from _results import regenerate
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section)
+        regenerate(ROOT / "benchmarks" / "results")
     return 0
 
 
@@ -229,9 +229,9 @@ def markdown(result: dict[str, Any]) -> str:
         "process and storage and the median CPU time of this process per trial (less "
         "sensitive than wall time to other jobs on the VM, though not immune to them). "
         "SQLite files on "
-        f"`{result['machine']['sqlite_dir']}` (tmpfs here; the VM's shared disk made every SQLite "
-        "commit fsync-bound, ~0.3 s per trial even for RandomSampler, which would hide the "
-        "samplers' cost). The SQLite history is written straight into Optuna's tables "
+        f"`{result['machine']['sqlite_dir']}` (tmpfs here: on the VM's shared disk every SQLite "
+        "commit is fsync-bound, which would hide the samplers' cost). The SQLite history is "
+        "written straight into Optuna's tables "
         "(`benchmarks/_bulk.py`: the same params, distributions and values as `add_trials` "
         "writes, in a few statements) and the file copied once per sampler; the in-memory one "
         "is built with `add_trials`. BLAS on one thread "

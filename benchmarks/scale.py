@@ -37,7 +37,7 @@ duplicated; a sampler's ask under 50 ms at 2,000 trials with 16 workers.
     python benchmarks/scale.py            # full matrix, about 10 minutes
     python benchmarks/scale.py --smoke    # 1 and 2 workers, PostgreSQL only, about a minute
 
-Writes ``benchmarks/results/scale.json`` and its section of ``benchmarks/RESULTS.md`` (not in
+Writes ``benchmarks/results/scale.json`` and regenerates ``benchmarks/RESULTS.md`` (not in
 ``--smoke`` mode).
 """
 
@@ -407,9 +407,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.smoke:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
-        from _results import write_section
+        from _results import regenerate
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+        regenerate(args.out)
     return result
 
 

@@ -247,10 +247,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name = "training_checks" if device.type == "cpu" else "training_checks_gpu"
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-        if device.type == "cpu":  # GPU sections are written where the GPU's results land.
-            from _results import write_section
+        from _results import regenerate
 
-            write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+        regenerate(args.out)
     print(section(result))
     return result
 

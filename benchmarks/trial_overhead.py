@@ -202,20 +202,10 @@ def section(result: dict[str, Any]) -> str:
             f"Machine: {m['cpus']} CPUs ({m['processor'] or m['platform']}), Python "
             f"{m['python']}, torch {m['torch']}, Optuna {m['optuna']}; load average "
             f"{result['load_average']} at the start (other engineers' jobs share the CPUs). "
-            f"SQLite file in `{result['sqlite_dir']}`.",
-            "",
-            "What the optuna-nas path costs per trial beyond plain Optuna, and what was cut "
-            "(issue #17 measured 2.7x on SQLite and 2.5x on PostgreSQL before): params and "
-            "FLOPs now come from the spec's inferred shapes (`optuna_nas._spec_costs`), not a "
-            "meta-device build plus a `FlopCounterMode` forward (about half the old overhead); "
-            "the spec, hash, params and FLOPs attrs are one transaction with one multi-row "
-            "upsert (were four commits, each an fsync on SQLite); deduplication reads the "
-            "study's history once per worker instead of once per trial (claims cover later "
-            "trials); the retry seed no longer reads the trial back. What is left is mostly "
-            "the heartbeat path of `run_study` (the gap between the two optuna-nas columns): a "
-            "second history read for the slot claim, the slot's system attr and claim insert, "
-            "Optuna's heartbeat write and its stale-trial check per trial; then the arch claim "
-            "and the attrs transaction (about 4 ms together).",
+            f"SQLite file in `{result['sqlite_dir']}`. The gap between the two optuna-nas "
+            "columns is the heartbeat path of `run_study` (a slot claim, Optuna's heartbeat "
+            "write and its stale-trial check per trial). What was cut to get here: "
+            "[NOTES.md](NOTES.md#per-trial-overhead).",
         ]
     )
 
@@ -260,9 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (args.smoke or args.no_record):
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "trial_overhead.json").write_text(json.dumps(result, indent=1) + "\n")
-        from _results import write_section
+        from _results import regenerate
 
-        write_section(ROOT / "benchmarks" / "RESULTS.md", section(result))
+        regenerate(args.out)
     print(section(result))
     return result
 

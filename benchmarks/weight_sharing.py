@@ -31,8 +31,8 @@ settings (reused from ``--workdir`` if an earlier run trained it) and scores eac
 its part's sub-supernet; the supernet seconds then include the sub-supernets'.
 
 The run writes ``benchmarks/results/weight_sharing.json`` (one entry per data set, the others
-kept) and regenerates the "## Weight sharing (SPOS)" section of ``benchmarks/RESULTS.md`` from
-it. ``--smoke`` runs a tiny version in seconds and writes nothing under ``benchmarks/``.
+kept) and regenerates ``benchmarks/RESULTS.md`` (``section`` renders this benchmark's part).
+``--smoke`` runs a tiny version in seconds and writes nothing under ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ from optuna_nas.spaces import SearchSpace
 from optuna_nas.spec import canonical_hash
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RESULTS_MD = RESULTS.parent / "RESULTS.md"
 SECTION = "## Weight sharing (SPOS)"
 
 DATA: dict[str, tuple[str, Callable[[], DataSplits], str]] = {
@@ -397,7 +396,7 @@ def section(result: dict[str, Any]) -> str:
                 f"{s['supernet_lr']}, {r['supernet_steps']}, "
                 f"{r['supernet_train_seconds']:.0f} | {r['cost_ratio_amortised']:.1f}x |"
             )
-    lines.append("")
+    lines += ["", "<details><summary>The command, data and machine of each row</summary>", ""]
     for key, run in result["runs"].items():
         m = run["machine"]
         wall = run.get("wall_seconds")
@@ -408,23 +407,14 @@ def section(result: dict[str, Any]) -> str:
             f"optuna {m['optuna']}, {m['platform']}, {m['torch_threads']} torch thread(s) "
             "per process."
         )
-    lines.append("")
-    for key, run in result["runs"].items():
-        # Notes are kept with the results they explain (written after the run, by hand).
-        if run.get("notes"):
-            lines += [f"Notes on `{key}`:", "", *(f"- {n}" for n in run["notes"]), ""]
+    lines += [
+        "",
+        "</details>",
+        "",
+        "What each row taught (why the supernet settings moved, what was probed and not "
+        "adopted): [NOTES.md](NOTES.md#weight-sharing-per-row-notes).",
+    ]
     return "\n".join(lines)
-
-
-def update_results_md(text: str) -> None:
-    content = RESULTS_MD.read_text()
-    if SECTION in content:
-        start = content.index(SECTION)
-        nxt = content.find("\n## ", start + len(SECTION))
-        content = content[:start] + text + (content[nxt:] if nxt != -1 else "")
-    else:
-        content = content.rstrip("\n") + "\n\n" + text
-    RESULTS_MD.write_text(content.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -592,8 +582,10 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     if out == RESULTS / "weight_sharing.json":
-        update_results_md(section(result))
-        print(f"updated {RESULTS_MD}")
+        sys.path.insert(0, str(RESULTS.parent))
+        from _results import regenerate
+
+        regenerate(RESULTS)
 
 
 if __name__ == "__main__":
