@@ -79,37 +79,53 @@ def test_a_changed_number_changes_its_table_summary_and_readme(
 ) -> None:
     results = _copy(results_md, tmp_path)
     before, before_block = results_md.render(results)
-    assert "| tpe | 0.378 ± 0.054 | 0.210 ± 0.050 | 0.123 ± 0.051 |" in before
-    assert "TPE 0.210" in before_block
+    assert "0.432 ± 0.012" not in before and "TPE 0.432" not in before_block
 
     def tpe_at_100(data: dict[str, Any]) -> None:
-        data["single"]["tpe"]["100"]["mean_regret"] = 0.5
+        data["single"]["tpe"]["100"].update(mean_regret=0.4321, se=0.0123)
 
     _edit(results / "nb201.json", tpe_at_100)
     after, after_block = results_md.render(results)
-    assert "| tpe | 0.378 ± 0.054 | 0.500 ± 0.050 | 0.123 ± 0.051 |" in after
-    assert "Optuna's TPE 0.500 ± 0.050" in after  # the summary
-    assert "TPE 0.500" in after_block and "TPE 0.210" not in after_block
+    row = next(line for line in after.splitlines() if line.startswith("| tpe | "))
+    assert row.split(" | ")[2] == "0.432 ± 0.012"  # the regret table's 100-evaluation column
+    assert "Optuna's TPE 0.432 ± 0.012" in after  # the summary
+    assert "TPE 0.432," in after_block
     changed = [a for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
     assert len(changed) == 2  # the table's row and the summary's line, nothing else
 
 
-def test_a_missed_target_is_said_and_flips_with_the_number(
+def test_missed_targets_are_said_and_flip_with_the_number(
     results_md: ModuleType, tmp_path: Path
 ) -> None:
     results = _copy(results_md, tmp_path)
+
+    def images_per_second(value: float) -> Any:
+        def change(data: dict[str, Any]) -> None:
+            data["runs"]["library_best"]["images_per_second"] = value
+
+        return change
+
+    def regret_target(met: bool, value: float) -> Any:
+        def change(data: dict[str, Any]) -> None:
+            (key,) = [k for k in data["targets"] if k.startswith("best of ours")]
+            data["targets"][key].update(met=met, sampler="evolution", mean_regret=value)
+
+        return change
+
+    _edit(results / "gpu_training.json", images_per_second(20_000.0))
+    _edit(results / "nb201.json", regret_target(False, 0.25))
     text, block = results_md.render(results)
-    assert "Target ≥ 25,000 images/s: **NOT MET** (missed by 7%)" in text
+    assert "**20,000 training images/s**" in text
+    assert "Target ≥ 25,000 images/s: **NOT MET** (missed by 20%)." in text
     assert "target 25,000: missed" in block
-    assert "Target (mean regret <= 0.10 at 100): **NOT MET** (evolution_predictor 0.187)" in text
+    assert "Target (mean regret <= 0.10 at 100): **NOT MET** (evolution 0.250)." in text
+    assert "(target ≤ 0.10: not met)" in block
 
-    def faster(data: dict[str, Any]) -> None:
-        data["runs"]["library_best"]["images_per_second"] = 26_000.0
-
-    _edit(results / "gpu_training.json", faster)
+    _edit(results / "gpu_training.json", images_per_second(26_000.0))
+    _edit(results / "nb201.json", regret_target(True, 0.08))
     text, block = results_md.render(results)
-    assert "Target ≥ 25,000 images/s: MET." in text
-    assert "**26,000 training images/s**" in text and "target 25,000: met" in block
+    assert "Target ≥ 25,000 images/s: MET." in text and "target 25,000: met" in block
+    assert "Target (mean regret <= 0.10 at 100): MET (evolution 0.080)." in text
 
 
 def test_a_missing_json_leaves_its_section_out_and_write_fills_the_readme_block(
