@@ -9,8 +9,9 @@ storage-server`` (``optuna.storages.run_grpc_proxy_server``) started on a free p
 sampler of its own (``RegularizedEvolutionSampler`` or TPE, seeded per worker) over a
 NAS-Bench-201-shaped space (6 categorical params of 5 choices) and an objective that
 sleeps 1 s. Each worker sets up (imports, storage, the study's history read once), says it is
-ready and waits; when all are, the driver sets one common deadline and lets them go. A study may start with ``h`` completed trials (written
-straight into PostgreSQL), so that samplers read a long history.
+ready and waits; when all are, the driver sets one common deadline and lets them go. A study
+may start with ``h`` completed trials (written straight into PostgreSQL), so that samplers
+read a long history.
 
 Measured per configuration:
 
