@@ -22,9 +22,11 @@ from typing import Any
 import uuid
 
 import optuna
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.artifacts.exceptions import ArtifactNotFound
 import torch
+
+from optuna_nas import _compat
+from optuna_nas._compat import ArtifactStore
 
 CHECKPOINT_ATTR = "optuna_nas:checkpoint"
 """Trial system attr: ``{"epoch": k, "artifact_id": id}`` of the newest checkpoint, or None."""
@@ -34,7 +36,7 @@ _logger = logging.getLogger("optuna_nas.checkpoint")
 
 def original_trial_number(trial: optuna.Trial) -> int:
     """The number of the trial ``trial`` retries (Optuna's ``failed_trial``), else its own."""
-    attrs = trial.study._storage.get_trial_system_attrs(trial._trial_id)
+    attrs = _compat.study_storage(trial.study).get_trial_system_attrs(_compat.trial_id(trial))
     failed = attrs.get("failed_trial")
     return int(failed) if isinstance(failed, int) else trial.number
 
@@ -45,10 +47,12 @@ class TrialCheckpoint:
     def __init__(self, trial: optuna.Trial, store: ArtifactStore) -> None:
         self.trial = trial
         self.store = store
-        self._storage = trial.study._storage
+        self._storage = _compat.study_storage(trial.study)
 
     def _record(self) -> dict[str, Any] | None:
-        record = self._storage.get_trial_system_attrs(self.trial._trial_id).get(CHECKPOINT_ATTR)
+        record = self._storage.get_trial_system_attrs(_compat.trial_id(self.trial)).get(
+            CHECKPOINT_ATTR
+        )
         return record if isinstance(record, dict) else None
 
     def load(self) -> dict[str, Any] | None:
@@ -94,7 +98,9 @@ class TrialCheckpoint:
         self.store.write(artifact_id, buffer)
         old = self._record()
         self._storage.set_trial_system_attr(
-            self.trial._trial_id, CHECKPOINT_ATTR, {"epoch": epoch, "artifact_id": artifact_id}
+            _compat.trial_id(self.trial),
+            CHECKPOINT_ATTR,
+            {"epoch": epoch, "artifact_id": artifact_id},
         )
         if old is not None:
             self._remove(old["artifact_id"])
@@ -103,7 +109,9 @@ class TrialCheckpoint:
         """Delete the newest checkpoint (the trial is ending) and clear the record."""
         old = self._record()
         if old is not None:
-            self._storage.set_trial_system_attr(self.trial._trial_id, CHECKPOINT_ATTR, None)
+            self._storage.set_trial_system_attr(
+                _compat.trial_id(self.trial), CHECKPOINT_ATTR, None
+            )
             self._remove(old["artifact_id"])
 
     def _remove(self, artifact_id: str) -> None:

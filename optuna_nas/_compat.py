@@ -1,31 +1,253 @@
 """Private Optuna symbols optuna_nas relies on where no public API does the job, in one place.
 
-Each helper names the private parts it uses and keeps the public behaviour it stands in for; a
-storage it does not know gets the public API. Checked against Optuna 5.0 and 5.1.
+Optuna keeps no promise about names that start with ``_`` (modules, functions, attributes), so
+the rest of optuna_nas never touches one: it calls the helpers here, each of which names the
+private part it wraps and the public behaviour it stands for. ``tests/test_compat.py`` checks
+every one of them against the installed Optuna (CI runs the suite on the oldest and the newest
+release that ``pyproject.toml`` allows) and ``tests/test_compat_boundary.py`` that no other
+module of the package reaches past this boundary. Checked against Optuna 5.0 and 5.1.
 """
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Container
 from collections.abc import Mapping
 import json
+import os
 import sqlite3
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna._hypervolume import compute_hypervolume as _compute_hypervolume
+from optuna.artifacts import FileSystemArtifactStore
+from optuna.artifacts._protocol import ArtifactStore
+from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
+from optuna.storages import GrpcStorageProxy
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages._heartbeat import is_heartbeat_enabled as _is_heartbeat_enabled
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.storages.journal import BaseJournalBackend
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalRedisBackend
+from optuna.storages.journal import JournalStorage
+from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite
+
+__all__ = [
+    "ArtifactStore",
+    "Heartbeat",
+    "HookedGrpcStorageProxy",
+    "add_storage_proxy_service",
+    "artifact_store_path",
+    "cached_storage",
+    "compute_hypervolume",
+    "distribution_contains",
+    "fast_non_domination_rank",
+    "grpc_api_module",
+    "is_heartbeat_enabled",
+    "journal_backend",
+    "journal_file_path",
+    "redis_client",
+    "redis_prefix",
+    "set_trial_user_attrs",
+    "started_system_attrs",
+    "study_id",
+    "study_storage",
+    "study_trials_cached",
+    "trial_id",
+    "uncached_storage",
+]
+
+# --- studies and trials ---------------------------------------------------------------------
+
+
+def study_storage(study: optuna.Study) -> BaseStorage:
+    """``Study._storage``: the storage the study reads and writes (no public accessor)."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """``Study._study_id``: the study's id in its storage, what ``BaseStorage`` calls take."""
+    return study._study_id
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """``_trial_id`` of a ``Trial`` or ``FrozenTrial``: its id in the storage (``number`` is the
+    public per-study index; storage calls take the id)."""
+    return trial._trial_id
+
+
+def study_trials_cached(
+    study: optuna.Study, states: Container[TrialState] | None = None
+) -> list[FrozenTrial]:
+    """``Study._get_trials(deepcopy=False, states=states, use_cache=True)``: the study's trials,
+    not copied, from the list Optuna's samplers share: read on the first call after ``ask``, kept
+    (per thread) until ``tell``; the public ``get_trials`` reads the storage on every call."""
+    return study._get_trials(deepcopy=False, states=states, use_cache=True)
+
+
+# --- distributions and multi-objective maths ----------------------------------------------
+
+
+def distribution_contains(distribution: BaseDistribution, internal_value: float) -> bool:
+    """``BaseDistribution._contains``: whether a value in Optuna's internal representation (the
+    number itself for int/float, the index for categorical) lies in ``distribution``."""
+    return bool(distribution._contains(internal_value))
+
+
+def compute_hypervolume(
+    loss_values: np.ndarray, reference_point: np.ndarray, *, assume_pareto: bool = False
+) -> float:
+    """``optuna._hypervolume.compute_hypervolume``: the exact (WFG) hypervolume that points to
+    minimise dominate up to ``reference_point``, as Optuna's hypervolume history plot computes."""
+    return float(_compute_hypervolume(loss_values, reference_point, assume_pareto=assume_pareto))
+
+
+def fast_non_domination_rank(loss_values: np.ndarray) -> np.ndarray:
+    """``optuna.study._multi_objective._fast_non_domination_rank``: each row's non-domination
+    rank (0: the Pareto front) among rows of losses to minimise, as NSGA-II ranks trials."""
+    return np.asarray(_fast_non_domination_rank(loss_values))
+
+
+# --- storages -------------------------------------------------------------------------------
+
+
+def cached_storage(rdb: RDBStorage) -> BaseStorage:
+    """``optuna.storages._CachedStorage(rdb)``: the trial cache ``optuna.storages.get_storage``
+    puts in front of an RDB opened by URL."""
+    return _CachedStorage(rdb)
+
+
+def uncached_storage(storage: BaseStorage) -> BaseStorage:
+    """The storage under Optuna's ``_CachedStorage`` (its ``_backend``), else ``storage``."""
+    return storage._backend if isinstance(storage, _CachedStorage) else storage
 
 
 def _rdb_backend(storage: BaseStorage) -> RDBStorage | None:
     """The RDB behind ``storage`` (bare, or under Optuna's cache), else None."""
-    if isinstance(storage, _CachedStorage):
-        storage = storage._backend
+    storage = uncached_storage(storage)
     return storage if isinstance(storage, RDBStorage) else None
+
+
+def journal_backend(storage: JournalStorage) -> BaseJournalBackend:
+    """``JournalStorage._backend``: the log backend (file, Redis) the storage writes to."""
+    return storage._backend
+
+
+def journal_file_path(backend: JournalFileBackend) -> str:
+    """``JournalFileBackend._file_path``: the path of the journal file, as given to it."""
+    return backend._file_path
+
+
+def redis_client(backend: JournalRedisBackend) -> Any:
+    """``JournalRedisBackend._redis``: the ``redis.Redis`` client the backend writes with."""
+    return backend._redis
+
+
+def redis_prefix(backend: JournalRedisBackend) -> str:
+    """``JournalRedisBackend._prefix``: the prefix of the backend's Redis keys."""
+    return str(backend._prefix)
+
+
+def artifact_store_path(store: FileSystemArtifactStore) -> str:
+    """``FileSystemArtifactStore._base_path``: the directory the store writes artifacts to."""
+    return os.fspath(store._base_path)
+
+
+# --- heartbeats -----------------------------------------------------------------------------
+
+
+def is_heartbeat_enabled(storage: BaseStorage) -> bool:
+    """``optuna.storages._heartbeat.is_heartbeat_enabled``: whether ``Study.optimize`` records
+    heartbeats on ``storage`` and fails its stale trials (a heartbeat storage with an interval)."""
+    return bool(_is_heartbeat_enabled(storage))
+
+
+class Heartbeat(BaseHeartbeat):
+    """``optuna.storages._heartbeat.BaseHeartbeat`` for a storage to mix in: ``Study.optimize``
+    then records heartbeats and ``optuna.storages.fail_stale_trials`` fails stale trials on it.
+
+    A subclass implements the public methods of Optuna's interface (``record_heartbeat``,
+    ``get_heartbeat_interval``, ``get_heartbeat_stale_trial_callback``) and
+    :meth:`stale_trial_ids`, which stands in for Optuna's private ``_get_stale_trial_ids``.
+    """
+
+    @abc.abstractmethod
+    def stale_trial_ids(self, study_id: int) -> list[int]:
+        """The ids of ``study_id``'s running trials whose heartbeat is older than the grace."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return self.stale_trial_ids(study_id)
+
+
+# --- Optuna's gRPC storage proxy ------------------------------------------------------------
+
+
+def grpc_api_module() -> Any:
+    """``optuna.storages._grpc.auto_generated.api_pb2_grpc``, the generated code of Optuna's
+    storage proxy service; raises ``ImportError`` (or ``RuntimeError`` for a grpcio too old for
+    it) where ``optuna.storages.run_grpc_proxy_server`` could not run."""
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+
+    return api_pb2_grpc
+
+
+def add_storage_proxy_service(server: Any, storage: BaseStorage) -> None:
+    """Serve ``storage`` on the ``grpc.Server`` ``server`` as ``optuna.storages.
+    run_grpc_proxy_server`` does (Optuna's private ``_grpc.servicer.OptunaStorageProxyService``),
+    on a server the caller builds and starts, next to services of its own."""
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    proxy = OptunaStorageProxyService(storage)
+    grpc_api_module().add_StorageServiceServicer_to_server(proxy, server)
+
+
+class HookedGrpcStorageProxy(GrpcStorageProxy):
+    """``optuna.storages.GrpcStorageProxy`` whose client a subclass may extend.
+
+    Optuna's private ``_setup`` (run on construction and on unpickling) makes the proxy's
+    channel, stub and trial cache (``_channel``, ``_stub``, a private ``GrpcClientCache``).
+    Here the stub then goes through :meth:`wrap_stub`, every trial entering the cache through
+    :meth:`on_cached_trial`, and the channel to :meth:`on_channel`; the defaults change nothing.
+    """
+
+    def _setup(self) -> None:
+        from optuna.storages._grpc.client import GrpcClientCache
+
+        super()._setup()
+        self._stub = self.wrap_stub(self._stub)
+        on_cached_trial = type(self).on_cached_trial
+
+        class Cache(GrpcClientCache):
+            def _add_trial_to_cache(self, study_id: int, trial: FrozenTrial) -> None:
+                super()._add_trial_to_cache(study_id, on_cached_trial(trial))
+
+        self._cache = Cache(self._stub)
+        self.on_channel(self._channel)
+
+    def wrap_stub(self, stub: Any) -> Any:
+        """The stub every call of the proxy goes through, made from Optuna's ``stub``."""
+        return stub
+
+    @staticmethod
+    def on_cached_trial(trial: FrozenTrial) -> FrozenTrial:
+        """``trial`` as it arrives from the server, before the client cache keeps it."""
+        return trial
+
+    def on_channel(self, channel: Any) -> None:
+        """Called with the proxy's ``grpc.Channel`` whenever it is (re)made."""
+
+
+# --- attribute writes -----------------------------------------------------------------------
 
 
 def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
@@ -41,12 +263,12 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     ``set_user_attr`` per key. Either way ``trial.user_attrs`` shows the values at once, as
     after ``set_user_attr`` (the trial's cached frozen trial is updated, as Optuna does).
     """
-    backend = _rdb_backend(trial.study._storage) if type(trial) is optuna.Trial else None
+    backend = _rdb_backend(study_storage(trial.study)) if type(trial) is optuna.Trial else None
     if backend is None or len(attrs) < 2:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    trial_id = trial._trial_id
+    tid = trial_id(trial)
     dialect = backend.engine.name
     # Optuna's own set_trial_user_attr ignores integrity errors (a concurrent identical write).
     with _create_scoped_session(backend.scoped_session, True) as session:
@@ -55,14 +277,13 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         ):
             # One trial lookup and one multi-row upsert: the statement Optuna's
             # _set_trial_attr_without_commit runs per key on these dialects.
-            found = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            backend.check_trial_is_updatable(trial_id, found.state)
+            found = models.TrialModel.find_or_raise_by_id(tid, session)
+            backend.check_trial_is_updatable(tid, found.state)
             insert = (postgresql if dialect == "postgresql" else sqlite).insert(
                 models.TrialUserAttributeModel
             )
             rows = [
-                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
-                for k, v in attrs.items()
+                {"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
             ]
             session.execute(
                 insert.values(rows).on_conflict_do_update(
@@ -76,7 +297,7 @@ def set_trial_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         else:  # MySQL and others: Optuna's statement per key, in the one transaction
             for key, value in attrs.items():
                 backend._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial_id, key, value
+                    session, models.TrialUserAttributeModel, tid, key, value
                 )
     trial._cached_frozen_trial.user_attrs.update(attrs)
 

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 from optuna.distributions import distribution_to_json
 
+from optuna_nas import _compat
 from optuna_nas._failures import SetupError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def check_setup(study: optuna.Study, setup: dict[str, Any], *, allow_change: boo
             kind, and ``allow_change`` is False. With ``allow_change`` the new set-up is
             recorded and the study goes on.
     """
-    storage, study_id = study._storage, study._study_id
+    storage, study_id = _compat.study_storage(study), _compat.study_id(study)
     stored = storage.get_study_system_attrs(study_id).get(SETUP_ATTR)
     names = _metric_names(study)
     differences = [] if stored is None else _differences(stored, setup)

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 import torch
 
+from optuna_nas._compat import ArtifactStore
 from optuna_nas._validation import check_int
 from optuna_nas._validation import is_int
 from optuna_nas.data import DataSplits

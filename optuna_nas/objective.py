@@ -26,11 +26,12 @@ from typing import Any
 from typing import Literal
 
 import optuna
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 import torch
 
+from optuna_nas import _compat
 from optuna_nas._checkpoint import TrialCheckpoint
+from optuna_nas._compat import ArtifactStore
 from optuna_nas._compat import set_trial_user_attrs
 from optuna_nas._compat import started_system_attrs
 from optuna_nas._failures import CandidateFailed
@@ -204,7 +205,7 @@ class NASObjective:
         before any trial (``run_study`` calls this first; ``__call__`` does on its first trial).
         ``allow_setup_change=True`` records the new set-up instead.
         """
-        where = (study._study_id, study.study_name)
+        where = (_compat.study_id(study), study.study_name)
         if self._checked != where:
             check_setup(study, self._setup, allow_change=self.allow_setup_change)
             self._checked = where
@@ -267,7 +268,7 @@ class NASObjective:
         # The history is read once per study: trials finished later were evaluated under
         # claims, which find_or_claim checks (reading it per trial cost a round trip each).
         study = trial.study
-        where = (study._study_id, study.study_name)
+        where = (_compat.study_id(study), study.study_name)
         if self._finished is None or self._finished[0] != where:
             self._finished = (where, finished_by_hash(study))
         source = find_or_claim(

@@ -22,6 +22,7 @@ import optuna
 from optuna.distributions import distribution_to_json
 import torch
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_int
 from optuna_nas.data import Batches
 from optuna_nas.data import DataSplits
@@ -54,7 +55,7 @@ from optuna_nas.storage import upload_state
 from optuna_nas.storage._jobs import DEFAULT_HEARTBEAT_S
 
 if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+    from optuna_nas._compat import ArtifactStore
 
 ATTR_PREFIX = "optuna_nas:supernet:"
 """Study system attr ``ATTR_PREFIX + fingerprint`` holds the stored supernet's artifact id."""
@@ -224,7 +225,7 @@ class WeightSharingEvaluator(Evaluator):
         ``sub_supernets``: each part's steps, seconds and losses) the same way under this
         evaluator's fingerprint.
         """
-        where = (study._study_id, study.study_name)
+        where = (_compat.study_id(study), study.study_name)
         if self._attached_to == where:
             return
         if self.few_shot is None:
@@ -248,7 +249,7 @@ class WeightSharingEvaluator(Evaluator):
     ) -> None:
         """Download or train one artifact (``train`` returns the state to store and the
         record; ``adopt`` takes a stored or fresh state and its id)."""
-        storage, study_id = study._storage, study._study_id
+        storage, study_id = _compat.study_storage(study), _compat.study_id(study)
         key = ATTR_PREFIX + fingerprint
 
         def done() -> tuple[dict[str, Any], str] | None:

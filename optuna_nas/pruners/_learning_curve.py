@@ -11,6 +11,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_int
 from optuna_nas._validation import check_optional_int
 from optuna_nas.pruners._curves import extrapolate_curve
@@ -168,7 +169,7 @@ class LearningCurvePruner(BasePruner):
         trial (cached: a completed trial never changes)."""
         errors = []
         for t in completed:
-            key = (t._trial_id, step, final_step)
+            key = (_compat.trial_id(t), step, final_step)
             if key not in self._errors:
                 self._errors[key] = None
                 prefix = sorted(s for s in t.intermediate_values if s <= step)

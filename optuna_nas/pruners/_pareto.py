@@ -26,6 +26,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_int
 from optuna_nas._validation import is_int
 
@@ -49,11 +50,11 @@ def report_and_prune(trial: optuna.Trial, step: int, value: float) -> bool:
         return trial.should_prune()
     if not is_int(step) or step < 0:
         raise ValueError(f"`step` must be an int >= 0, but got {step=}.")
-    storage = study._storage
-    storage.set_trial_intermediate_value(trial._trial_id, step, float(value))
+    storage = _compat.study_storage(study)
+    storage.set_trial_intermediate_value(_compat.trial_id(trial), step, float(value))
     if not getattr(study.pruner, "supports_multi_objective", False):
         return False
-    return bool(study.pruner.prune(study, storage.get_trial(trial._trial_id)))
+    return bool(study.pruner.prune(study, storage.get_trial(_compat.trial_id(trial))))
 
 
 class ParetoPruner(BasePruner):

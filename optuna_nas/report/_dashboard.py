@@ -25,11 +25,12 @@ import uuid
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.trial import FrozenTrial
 import optuna_dashboard
 from optuna_dashboard.artifact import get_artifact_path
 
+from optuna_nas import _compat
+from optuna_nas._compat import ArtifactStore
 from optuna_nas._validation import is_int
 from optuna_nas.report._diagram import architecture_svg
 from optuna_nas.report._pareto import describe_spec
@@ -174,7 +175,7 @@ def attach_architecture(
 
 def _has_diagram(study: optuna.Study, trial: FrozenTrial, study_attrs: Mapping[str, Any]) -> bool:
     metas = [v for k, v in trial.system_attrs.items() if k.startswith("artifacts:")]
-    legacy = f"{_LEGACY_PREFIX}{trial._trial_id}:"
+    legacy = f"{_LEGACY_PREFIX}{_compat.trial_id(trial)}:"
     metas += [v for k, v in study_attrs.items() if k.startswith(legacy)]
     return any(m and json.loads(m).get("filename") == DIAGRAM_NAME for m in metas)
 
@@ -188,13 +189,13 @@ def annotate_study(
     ``overwrite``. Finished trials get their artifact recorded as the module docstring says.
     Returns the numbers of the trials annotated.
     """
-    storage = study._storage
+    storage = _compat.study_storage(study)
     # A fresh handle with a sampler that does nothing in before_trial: the notes need an
     # optuna.Trial, and constructing one must not touch the study's real sampler state.
     handle = optuna.load_study(
         study_name=study.study_name, storage=storage, sampler=optuna.samplers.RandomSampler()
     )
-    study_attrs = storage.get_study_system_attrs(study._study_id)
+    study_attrs = storage.get_study_system_attrs(_compat.study_id(study))
     done: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         for frozen in study.get_trials(deepcopy=False):
@@ -203,7 +204,9 @@ def annotate_study(
                 continue
             if not frozen.state.is_finished():
                 attach_architecture(
-                    optuna.Trial(handle, frozen._trial_id), spec, artifact_store=artifact_store
+                    optuna.Trial(handle, _compat.trial_id(frozen)),
+                    spec,
+                    artifact_store=artifact_store,
                 )
                 done.append(frozen.number)
                 continue
@@ -218,12 +221,12 @@ def annotate_study(
                 "encoding": None,
             }
             storage.set_study_system_attr(
-                study._study_id,
-                f"{_LEGACY_PREFIX}{frozen._trial_id}:{artifact_id}",
+                _compat.study_id(study),
+                f"{_LEGACY_PREFIX}{_compat.trial_id(frozen)}:{artifact_id}",
                 json.dumps(meta),
             )
             values = dict(zip(study.metric_names or (), frozen.values or (), strict=False))
-            trial = optuna.Trial(handle, frozen._trial_id)
+            trial = optuna.Trial(handle, _compat.trial_id(frozen))
             url = get_artifact_path(trial, artifact_id)
             note = architecture_note(spec, values | frozen.user_attrs, diagram_url=url)
             optuna_dashboard.save_note(trial, note)

@@ -3,7 +3,7 @@
 The hypervolume indicator (Zitzler & Thiele, "Multiobjective optimization using evolutionary
 algorithms - a comparative case study", PPSN 1998) is the volume of objective space that the
 front dominates, bounded by a reference point. It is computed by Optuna's exact WFG
-implementation (:func:`optuna._hypervolume.compute_hypervolume`; While et al., "A fast way of
+implementation (:func:`optuna_nas._compat.compute_hypervolume`; While et al., "A fast way of
 calculating exact hypervolumes", IEEE TEC 2012), on values turned into losses (maximised
 objectives negated), as Optuna does internally.
 """
@@ -15,10 +15,11 @@ import math
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from optuna_nas import _compat
 
 #: How :func:`reference_point` derives the point, in words (printed with every report).
 REFERENCE_RULE = (
@@ -118,6 +119,6 @@ def hypervolume_history(study: optuna.Study, ref: Sequence[float]) -> list[tuple
             dominated = bool(len(front)) and bool((front <= loss).all(axis=1).any())
             if (loss < point).all() and not dominated:
                 front = np.vstack([front[~(loss <= front).all(axis=1)], loss])
-                value = float(compute_hypervolume(front, point, assume_pareto=True))
+                value = _compat.compute_hypervolume(front, point, assume_pareto=True)
         history.append((t.number, value))
     return history

@@ -37,6 +37,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas import _compat
 from optuna_nas._validation import is_int
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import complete_trials
@@ -110,7 +111,7 @@ class _PlanningSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         if trial.params:  # created with params (a heartbeat retry, `study.add_trial`): not ours
             with self._lock:
-                self._plans[(id(study._storage), trial._trial_id)] = {}
+                self._plans[(id(_compat.study_storage(study)), _compat.trial_id(trial))] = {}
             return
         self._plan_of(study, trial)
 
@@ -122,17 +123,17 @@ class _PlanningSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         with self._lock:
-            self._plans.pop((id(study._storage), trial._trial_id), None)
+            self._plans.pop((id(_compat.study_storage(study)), _compat.trial_id(trial)), None)
 
     # --- helpers --------------------------------------------------------------------------
     def _history(self, study: Study, trials: Sequence[FrozenTrial]) -> History:
-        key = (id(study._storage), study._study_id)
+        key = (id(_compat.study_storage(study)), _compat.study_id(study))
         history = self._histories.setdefault(key, History())
         history.update(trials)
         return history
 
     def _plan_of(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
-        key = (id(study._storage), trial._trial_id)
+        key = (id(_compat.study_storage(study)), _compat.trial_id(trial))
         with self._lock:
             plan = self._plans.get(key)
             if plan is not None:
@@ -145,8 +146,8 @@ class _PlanningSampler(BaseSampler):
                 plan, lineage = self._plan(study, trial, trials, self._history(study, trials))
             self._plans[key] = plan
         if lineage:
-            study._storage.set_trial_system_attr(
-                trial._trial_id, PLAN_ATTR, json.loads(json.dumps(lineage, default=str))
+            _compat.study_storage(study).set_trial_system_attr(
+                _compat.trial_id(trial), PLAN_ATTR, json.loads(json.dumps(lineage, default=str))
             )
         return plan
 
@@ -165,7 +166,7 @@ class _PlanningSampler(BaseSampler):
         if number is None:
             return
         lineage["duplicate_of"] = number
-        study_key = (id(study._storage), study._study_id)
+        study_key = (id(_compat.study_storage(study)), _compat.study_id(study))
         if study_key in self._warned_duplicate:
             return
         self._warned_duplicate.add(study_key)

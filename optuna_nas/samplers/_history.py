@@ -16,9 +16,10 @@ import numpy as np
 from optuna.distributions import BaseDistribution
 from optuna.study import Study
 from optuna.study import StudyDirection
-from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from optuna_nas import _compat
 
 ParamKey = tuple[tuple[str, Any], ...]
 
@@ -30,7 +31,7 @@ def param_key(params: Mapping[str, Any]) -> ParamKey:
 
 def complete_trials(study: Study) -> list[FrozenTrial]:
     """The study's COMPLETE trials in trial-number order (no copies: do not modify them)."""
-    return study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
+    return _compat.study_trials_cached(study, states=(TrialState.COMPLETE,))
 
 
 def violation(trial: FrozenTrial) -> float:
@@ -79,7 +80,7 @@ def fitness(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection])
         primary = np.where(np.isfinite(primary), primary, np.sign(primary) * 1e300)
         secondary = np.zeros(len(trials))
     else:
-        ranks = _fast_non_domination_rank(np.where(np.isfinite(loss), loss, 1e300))
+        ranks = _compat.fast_non_domination_rank(np.where(np.isfinite(loss), loss, 1e300))
         primary = -ranks.astype(float)
         secondary = np.zeros(len(trials))
         for r in np.unique(ranks):

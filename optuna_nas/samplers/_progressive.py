@@ -11,6 +11,7 @@ import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_int
 from optuna_nas.samplers._base import PLAN_ATTR
 from optuna_nas.samplers._base import _PlanningSampler
@@ -118,7 +119,9 @@ class ProgressiveSampler(_PlanningSampler):
         self, study: Study, trials: Sequence[FrozenTrial]
     ) -> list[tuple[int, int | None]]:
         """``(complexity, level)`` per trial (level: None for trials we did not plan)."""
-        facts = self._facts.setdefault((id(study._storage), study._study_id), {})
+        facts = self._facts.setdefault(
+            (id(_compat.study_storage(study)), _compat.study_id(study)), {}
+        )
         out = []
         for t in trials:
             fact = facts.get(t.number)

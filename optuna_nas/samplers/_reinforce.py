@@ -8,13 +8,13 @@ import math
 from typing import Any
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
 from optuna.distributions import BaseDistribution
 from optuna.distributions import FloatDistribution
 from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_number
 from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
@@ -151,15 +151,19 @@ class ReinforceSampler(_PlanningSampler):
         front = front[np.all(front < ref, axis=1)]
         if not np.all(loss < ref):
             return 0.0
-        before = compute_hypervolume(front, ref) if len(front) else 0.0
-        return float(compute_hypervolume(np.vstack([front, loss]), ref) - before)
+        before = _compat.compute_hypervolume(front, ref) if len(front) else 0.0
+        return _compat.compute_hypervolume(np.vstack([front, loss]), ref) - before
 
     # --- the policy ------------------------------------------------------------------------
     def _policy(self, study: Study, trials: Sequence[FrozenTrial]) -> dict[str, Any]:
-        key = (id(study._storage), study._study_id)
+        key = (id(_compat.study_storage(study)), _compat.study_id(study))
         policy = self._policies.get(key)
         if policy is None:
-            stored = study._storage.get_study_system_attrs(study._study_id).get(POLICY_ATTR)
+            stored = (
+                _compat.study_storage(study)
+                .get_study_system_attrs(_compat.study_id(study))
+                .get(POLICY_ATTR)
+            )
             policy = (
                 dict(stored)
                 if stored
@@ -193,7 +197,9 @@ class ReinforceSampler(_PlanningSampler):
             policy["consumed_below"] += 1
         policy["consumed"] = sorted(numbers)
         stored = {k: v for k, v in policy.items() if not k.startswith("_")}
-        study._storage.set_study_system_attr(study._study_id, POLICY_ATTR, stored)
+        _compat.study_storage(study).set_study_system_attr(
+            _compat.study_id(study), POLICY_ATTR, stored
+        )
         return policy
 
     def _update(

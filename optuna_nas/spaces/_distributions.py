@@ -17,6 +17,8 @@ from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_nas import _compat
+
 
 def contains(distribution: BaseDistribution, value: Any) -> bool:
     """Whether ``value`` (external representation) is a valid value of ``distribution``."""
@@ -26,7 +28,7 @@ def contains(distribution: BaseDistribution, value: Any) -> bool:
         return False
     if isinstance(distribution, IntDistribution) and not isinstance(value, int):
         return False
-    return bool(distribution._contains(float(value)))
+    return _compat.distribution_contains(distribution, float(value))
 
 
 def n_values(distribution: BaseDistribution) -> float:

@@ -24,15 +24,19 @@ from typing import TYPE_CHECKING
 from typing import Any
 import zipfile
 
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.artifacts import download_artifact
 from optuna.artifacts import upload_artifact
 from optuna.artifacts.exceptions import ArtifactNotFound
 
+from optuna_nas import _compat
+
 if TYPE_CHECKING:
     import optuna
-    from optuna.artifacts._protocol import ArtifactStore
     from optuna.trial import FrozenTrial
     import torch
+
+    from optuna_nas._compat import ArtifactStore
 
 #: The mimetype of torch files (a guess from the ``.pt`` suffix names a SNES file type).
 TORCH_MIMETYPE = "application/octet-stream"
@@ -57,12 +61,13 @@ class ArtifactCorrupt(ArtifactError):
 
 def describe_store(store: ArtifactStore) -> str:
     """A short description of ``store`` for messages: its class and, where known, its place."""
-    # Optuna's stores keep their location in attributes of these names (not public API: a
-    # store without them is described by its class alone).
-    for name in ("_base_path", "bucket_name", "_bucket_name", "_bucket"):
+    if isinstance(store, FileSystemArtifactStore):
+        return f"{type(store).__name__}({_compat.artifact_store_path(store)!r})"
+    # Optuna's GCS and Boto3 stores name their bucket so; another store is named by its class.
+    for name in ("bucket_name", "bucket"):
         where = getattr(store, name, None)
-        if isinstance(where, (str, os.PathLike)):
-            return f"{type(store).__name__}({os.fspath(where)!r})"
+        if isinstance(where, str):
+            return f"{type(store).__name__}({where!r})"
     return type(store).__name__
 
 

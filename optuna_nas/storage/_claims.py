@@ -58,11 +58,11 @@ import weakref
 from optuna.storages import BaseStorage
 from optuna.storages import InMemoryStorage
 from optuna.storages import RDBStorage
-from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal import JournalRedisBackend
 from optuna.storages.journal import JournalStorage
 
+from optuna_nas import _compat
 from optuna_nas.storage._filelock import HolderFileLock
 
 CLAIMS_TABLE = "optuna_nas_claims"
@@ -142,7 +142,7 @@ _BOARDS_LOCK = threading.Lock()
 
 def claim_board(storage: BaseStorage) -> ClaimBoard:
     """The claim board of ``storage`` (created once per storage object)."""
-    inner = storage._backend if isinstance(storage, _CachedStorage) else storage
+    inner = _compat.uncached_storage(storage)
     with _BOARDS_LOCK:
         board = _BOARDS.get(inner)
         if board is None:
@@ -155,11 +155,11 @@ def _make_board(storage: BaseStorage) -> ClaimBoard:
     if isinstance(storage, RDBStorage):
         return _SqlBoard(storage.engine)
     if isinstance(storage, JournalStorage):
-        backend = storage._backend
+        backend = _compat.journal_backend(storage)
         if isinstance(backend, JournalRedisBackend):
             return _RedisBoard(backend)
         if isinstance(backend, JournalFileBackend):
-            lock = HolderFileLock(backend._file_path + ".optuna_nas_claims")
+            lock = HolderFileLock(_compat.journal_file_path(backend) + ".optuna_nas_claims")
             return _AttrBoard(storage, _file_lock(lock))
     if isinstance(storage, InMemoryStorage):
         return _AttrBoard(storage, _thread_lock(threading.Lock()))
@@ -293,8 +293,8 @@ class _SqlBoard(ClaimBoard):
 
 class _RedisBoard(ClaimBoard):
     def __init__(self, backend: JournalRedisBackend) -> None:
-        self._redis = backend._redis
-        self._prefix = backend._prefix
+        self._redis = _compat.redis_client(backend)
+        self._prefix = _compat.redis_prefix(backend)
         self._cas = self._redis.register_script(_CAS_LUA)
         self._job_cas = self._redis.register_script(_JOB_CAS_LUA)
 

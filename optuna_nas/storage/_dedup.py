@@ -46,10 +46,10 @@ import warnings
 
 import optuna
 from optuna.storages import fail_stale_trials
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas import _compat
 from optuna_nas._compat import set_trial_user_attrs
 from optuna_nas.storage._claims import claim_board
 
@@ -103,7 +103,11 @@ def find_or_claim(
     if done is not None:
         return done
 
-    storage, study_id, me = study._storage, study._study_id, trial._trial_id
+    storage, study_id, me = (
+        _compat.study_storage(study),
+        _compat.study_id(study),
+        _compat.trial_id(trial),
+    )
     board = claim_board(storage)
     key = "arch:" + canonical_hash
     if len(key) > _MAX_KEY:
@@ -177,7 +181,7 @@ def _get_trial(storage: optuna.storages.BaseStorage, trial_id: int) -> FrozenTri
 def _wait_finished(
     study: optuna.Study, owner: FrozenTrial, deadline: float | None, poll_interval: float
 ) -> FrozenTrial:
-    heartbeat = is_heartbeat_enabled(study._storage)
+    heartbeat = _compat.is_heartbeat_enabled(_compat.study_storage(study))
     if not owner.state.is_finished() and not heartbeat:
         _logger.warning(
             f"Waiting for trial {owner.number}, which evaluates the same architecture. The "
@@ -195,5 +199,5 @@ def _wait_finished(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 fail_stale_trials(study)
-        owner = study._storage.get_trial(owner._trial_id)
+        owner = _compat.study_storage(study).get_trial(_compat.trial_id(owner))
     return owner

@@ -31,13 +31,12 @@ from collections.abc import Callable
 import dataclasses
 import json
 from typing import Any
-from typing import cast
 import warnings
 
 import optuna
-from optuna.storages import GrpcStorageProxy
 from optuna.trial import FrozenTrial
 
+from optuna_nas import _compat
 from optuna_nas.storage import _claims
 from optuna_nas.storage._claims import ClaimBoard
 from optuna_nas.storage._claims import JobOwner
@@ -77,7 +76,8 @@ def check_grpc_installed(what: str) -> None:
     """Raise a ``ValueError`` naming ``what`` and the fix unless grpcio and protobuf work."""
     try:
         import grpc  # noqa: F401
-        from optuna.storages._grpc.auto_generated import api_pb2_grpc  # noqa: F401
+
+        _compat.grpc_api_module()
     except (ImportError, RuntimeError) as err:  # RuntimeError: a grpcio too old for Optuna
         raise ValueError(
             f"{what} needs grpcio and protobuf ({first_line(err)}); install them with "
@@ -116,7 +116,7 @@ def connect_grpc(
     return storage
 
 
-class GrpcHeartbeatStorage(GrpcStorageProxy, AttrHeartbeat):
+class GrpcHeartbeatStorage(_compat.HookedGrpcStorageProxy, AttrHeartbeat):
     """Optuna's :class:`~optuna.storages.GrpcStorageProxy` with heartbeats, the claim board and
     clear errors, for a server started by :func:`start_storage_server`.
 
@@ -152,12 +152,16 @@ class GrpcHeartbeatStorage(GrpcStorageProxy, AttrHeartbeat):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             super().__init__(host=host, port=port)
 
-    def _setup(self) -> None:
-        # Optuna's channel, with a deadline and our errors on every call of its stub and cache.
-        super()._setup()
-        self._stub = cast(Any, _DeadlineStub(self._stub, self.url, self._timeout))
-        self._cache = _canonical_cache(self._stub)
-        self._nas = _NasClient(self._channel, self.url, self._timeout)
+    def wrap_stub(self, stub: Any) -> Any:
+        # A deadline and our errors on every call of Optuna's stub (and so of its trial cache).
+        return _DeadlineStub(stub, self.url, self._timeout)
+
+    @staticmethod
+    def on_cached_trial(trial: FrozenTrial) -> FrozenTrial:
+        return canonical_order(trial)
+
+    def on_channel(self, channel: Any) -> None:
+        self._nas = _NasClient(channel, self.url, self._timeout)
         with _claims._BOARDS_LOCK:  # claim_board(self) finds it; see optuna_nas.storage._claims
             _claims._BOARDS[self] = _GrpcBoard(self._nas)
 
@@ -194,17 +198,6 @@ def canonical_order(trial: FrozenTrial) -> FrozenTrial:
     trial.system_attrs = dict(sorted(trial.system_attrs.items()))
     trial.intermediate_values = dict(sorted(trial.intermediate_values.items()))
     return trial
-
-
-def _canonical_cache(stub: Any) -> Any:
-    """Optuna's client cache of trials, each put in :func:`canonical_order` once on arrival."""
-    from optuna.storages._grpc.client import GrpcClientCache
-
-    class CanonicalCache(GrpcClientCache):
-        def _add_trial_to_cache(self, study_id: int, trial: FrozenTrial) -> None:
-            super()._add_trial_to_cache(study_id, canonical_order(trial))
-
-    return CanonicalCache(stub)
 
 
 class _DeadlineStub:

@@ -14,6 +14,7 @@ from typing import cast
 import optuna
 from optuna.storages import BaseStorage
 
+from optuna_nas import _compat
 from optuna_nas.storage import _claims
 from optuna_nas.storage._claims import JobOwner
 from optuna_nas.storage._grpc import METHODS
@@ -127,8 +128,6 @@ def start_storage_server(
         raise ValueError(f"`threads >= 1` must hold, but got {threads=!r}.")
     check_grpc_installed("optuna-nas storage-server")
     import grpc
-    from optuna.storages._grpc.auto_generated import api_pb2_grpc
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
 
     # Without SO_REUSEPORT (on by default in gRPC) a second server on a busy port fails.
     server = grpc.server(
@@ -145,7 +144,7 @@ def start_storage_server(
     try:
         # The cache every Optuna process puts in front of an RDB (optuna.storages.get_storage).
         rdb = cast(optuna.storages.RDBStorage, open_storage(storage, heartbeat_interval=None))
-        backend = optuna.storages._CachedStorage(rdb)
+        backend = _compat.cached_storage(rdb)
         service = _NasService(backend)
     except BaseException:
         server.stop(None)
@@ -156,8 +155,7 @@ def start_storage_server(
         )
         for name in METHODS
     }
-    proxy = OptunaStorageProxyService(backend)
-    api_pb2_grpc.add_StorageServiceServicer_to_server(proxy, server)  # type: ignore[no-untyped-call]
+    _compat.add_storage_proxy_service(server, backend)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.start()
     name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host

@@ -5,11 +5,11 @@ Optuna's gRPC storage proxy.
 :func:`optuna.storages.fail_stale_trials` (called by ``Study.optimize`` before every trial)
 fails ``RUNNING`` trials whose heartbeat is older than the grace period, then runs the stale-trial
 callback (e.g. :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues the
-same parameters again). :class:`AttrHeartbeat` gives any storage the same interface
-(:class:`optuna.storages._heartbeat.BaseHeartbeat`) on top of trial system attrs, so Optuna's own
-optimize loop, ``fail_stale_trials`` and the retry callback work on it unchanged.
-:class:`JournalHeartbeatStorage` is the journal storage with it; the gRPC proxy's client
-(:class:`~optuna_nas.storage.GrpcHeartbeatStorage`) is the other user.
+same parameters again). :class:`AttrHeartbeat` gives any storage the same interface (Optuna's
+private ``BaseHeartbeat``, through :class:`optuna_nas._compat.Heartbeat`) on top of trial system
+attrs, so Optuna's own optimize loop, ``fail_stale_trials`` and the retry callback work on it
+unchanged. :class:`JournalHeartbeatStorage` is the journal storage with it; the gRPC proxy's
+client (:class:`~optuna_nas.storage.GrpcHeartbeatStorage`) is the other user.
 
 A heartbeat is the trial system attr ``optuna_nas:heartbeat = [trial_id, seconds]``. The trial
 id is part of the value because the retry callback copies system attrs into the re-enqueued
@@ -30,12 +30,13 @@ from typing import Any
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import BaseJournalBackend
 from optuna.storages.journal import JournalRedisBackend
 from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from optuna_nas import _compat
 
 HEARTBEAT_KEY = "optuna_nas:heartbeat"
 
@@ -43,7 +44,7 @@ HEARTBEAT_KEY = "optuna_nas:heartbeat"
 StaleCallback = Callable[[optuna.Study, FrozenTrial], None]
 
 
-class AttrHeartbeat(BaseStorage, BaseHeartbeat):
+class AttrHeartbeat(BaseStorage, _compat.Heartbeat):
     """RDB-style heartbeats kept in a trial system attr, for a storage class that mixes this in
     after its own base (``class S(SomeStorage, AttrHeartbeat)``) and calls
     :meth:`_init_heartbeat`. Subclasses define :meth:`_now`, the clock all workers share."""
@@ -77,7 +78,7 @@ class AttrHeartbeat(BaseStorage, BaseHeartbeat):
         with contextlib.suppress(UpdateFinishedTrialError):
             self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, [trial_id, self._now()])
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+    def stale_trial_ids(self, study_id: int) -> list[int]:
         interval = self.heartbeat_interval
         if interval is None:
             return []
@@ -86,8 +87,9 @@ class AttrHeartbeat(BaseStorage, BaseHeartbeat):
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             beat: Any = trial.system_attrs.get(HEARTBEAT_KEY)
-            if isinstance(beat, list) and beat[0] == trial._trial_id and now - beat[1] > grace:
-                stale.append(trial._trial_id)
+            trial_id = _compat.trial_id(trial)
+            if isinstance(beat, list) and beat[0] == trial_id and now - beat[1] > grace:
+                stale.append(trial_id)
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -120,7 +122,8 @@ class JournalHeartbeatStorage(JournalStorage, AttrHeartbeat):
         super().__init__(log_storage)
 
     def _now(self) -> float:
-        if isinstance(self._backend, JournalRedisBackend):
-            seconds, micros = self._backend._redis.time()
-            return float(seconds) + micros / 1e6
+        backend = _compat.journal_backend(self)
+        if isinstance(backend, JournalRedisBackend):
+            seconds, micros = _compat.redis_client(backend).time()
+            return float(seconds) + float(micros) / 1e6
         return time.time()

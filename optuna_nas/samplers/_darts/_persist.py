@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import optuna
-from optuna.artifacts._protocol import ArtifactStore
 
+from optuna_nas import _compat
+from optuna_nas._compat import ArtifactStore
 from optuna_nas.storage import download_state
 from optuna_nas.storage import upload_state
 
@@ -35,11 +36,11 @@ JOB = "darts:search"
 
 
 def attrs(study: optuna.Study) -> dict[str, Any]:
-    return study._storage.get_study_system_attrs(study._study_id)
+    return _compat.study_storage(study).get_study_system_attrs(_compat.study_id(study))
 
 
 def put(study: optuna.Study, key: str, value: Any) -> None:
-    study._storage.set_study_system_attr(study._study_id, key, value)
+    _compat.study_storage(study).set_study_system_attr(_compat.study_id(study), key, value)
 
 
 def check_settings(study: optuna.Study, settings: Mapping[str, Any], seed: int) -> int:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.artifacts._protocol import ArtifactStore
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.samplers import RandomSampler
@@ -18,6 +17,8 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 import torch
 
+from optuna_nas import _compat
+from optuna_nas._compat import ArtifactStore
 from optuna_nas._validation import is_int
 from optuna_nas.data import DataSplits
 from optuna_nas.samplers._darts import _persist as persist
@@ -172,8 +173,8 @@ class DartsSampler(BaseSampler):
         with self._lock:
             seed = persist.check_settings(study, self._settings(), self._search_seed)
             return run_job(
-                study._storage,
-                study._study_id,
+                _compat.study_storage(study),
+                _compat.study_id(study),
                 persist.JOB,
                 done=lambda: self.alpha(study),
                 work=lambda lease: self._run(study, seed, lease),
@@ -261,7 +262,9 @@ class DartsSampler(BaseSampler):
                 choices = self._draw(alpha)
                 if self._key(choices) not in seen:
                     break
-        study._storage.set_trial_system_attr(trial._trial_id, "darts:proposal", how)
+        _compat.study_storage(study).set_trial_system_attr(
+            _compat.trial_id(trial), "darts:proposal", how
+        )
         params = self._plan.full_params(choices)
         return {k: v for k, v in params.items() if k in search_space}
 
@@ -278,7 +281,7 @@ class DartsSampler(BaseSampler):
         return tuple(choices.get(p.name) for p in self._plan.params)
 
     def _seen(self, study: optuna.Study, trial: FrozenTrial) -> set[tuple[Any, ...]]:
-        trials = study._get_trials(deepcopy=False, states=_SEEN, use_cache=False)
+        trials = study.get_trials(deepcopy=False, states=_SEEN)
         return {self._key(t.params) for t in trials if t.number != trial.number}
 
     def sample_independent(
