@@ -38,15 +38,9 @@ PACKAGE = ROOT / "optuna_nas"
 #: behind ``_compat.py``; an entry that is no longer needed fails the test.
 EXEMPT = {
     "optuna_nas/_compat.py": "the boundary itself",
-    # Owned by another change in flight when #16 landed; its private uses move to _compat.py
-    # with that change (study._storage/_study_id, trial._trial_id, _CachedStorage._backend,
-    # optuna.storages._heartbeat.is_heartbeat_enabled).
-    "optuna_nas/storage/_run.py": "in flight elsewhere; move its uses to _compat.py",
-    # Likewise (study._storage, study._study_id, FrozenTrial._trial_id).
+    # Owned by another change in flight when #16 landed; its private uses (study._storage,
+    # study._study_id, FrozenTrial._trial_id) move to _compat.py with that change.
     "optuna_nas/samplers/_evolution.py": "in flight elsewhere; move its uses to _compat.py",
-    # HolderFileLock subclasses the public JournalFileOpenLock but reads the lock file's name
-    # from the private ``_lock_file`` its __init__ sets (kept as it is by #16's brief).
-    "optuna_nas/storage/_filelock.py": "reads JournalFileOpenLock._lock_file",
 }
 
 

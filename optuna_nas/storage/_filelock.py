@@ -84,8 +84,9 @@ class HolderFileLock(JournalFileOpenLock):
     """
 
     def __init__(self, filepath: str, grace_period: int = 30) -> None:
-        super().__init__(filepath, grace_period)  # checks it; sets the lock file's name
-        self._break_file = self._lock_file + ".break"
+        super().__init__(filepath, grace_period)  # checks the grace period
+        self._path = filepath + ".lock"  # the name Optuna's lock uses
+        self._break_file = self._path + ".break"
         self.grace_period: int = grace_period
 
     def acquire(self) -> bool:
@@ -96,7 +97,7 @@ class HolderFileLock(JournalFileOpenLock):
         seen_since = last_warning = time.monotonic()
         while True:
             try:
-                fd = os.open(self._lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                fd = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 pass
             else:
@@ -105,7 +106,7 @@ class HolderFileLock(JournalFileOpenLock):
                 finally:
                     os.close(fd)
                 return True
-            state = _read(self._lock_file)
+            state = _read(self._path)
             if state is None:
                 sleep_s = 0.001  # released between our open and our read: retry at once
                 continue
@@ -119,7 +120,7 @@ class HolderFileLock(JournalFileOpenLock):
             if time.monotonic() - last_warning > _WARN_EVERY_S:
                 _logger.warning(
                     f"waiting more than {_WARN_EVERY_S:.0f} s for the lock file "
-                    f"{self._lock_file} (held by {_describe(state[1])}); still trying."
+                    f"{self._path} (held by {_describe(state[1])}); still trying."
                 )
                 last_warning = time.monotonic()
             time.sleep(sleep_s)
@@ -127,11 +128,11 @@ class HolderFileLock(JournalFileOpenLock):
 
     def release(self) -> None:
         """Delete the lock file (renamed first, as Optuna does, so a reader never sees half)."""
-        gone = f"{self._lock_file}.{uuid.uuid4().hex}.released"
+        gone = f"{self._path}.{uuid.uuid4().hex}.released"
         try:
-            os.rename(self._lock_file, gone)
+            os.rename(self._path, gone)
         except OSError as err:
-            raise RuntimeError(f"did not hold the lock {self._lock_file}: {err}") from err
+            raise RuntimeError(f"did not hold the lock {self._path}: {err}") from err
         os.unlink(gone)
 
     def _break(self, judged: tuple[float, bytes], why: str) -> bool:
@@ -145,13 +146,13 @@ class HolderFileLock(JournalFileOpenLock):
                     os.unlink(self._break_file)  # a breaker died inside the break window
             return False
         try:
-            if _read(self._lock_file) != judged:
+            if _read(self._path) != judged:
                 return False  # released, or broken and taken, meanwhile
             _logger.warning(
-                f"breaking the lock file {self._lock_file} ({why}: {_describe(judged[1])})."
+                f"breaking the lock file {self._path} ({why}: {_describe(judged[1])})."
             )
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._lock_file)
+                os.unlink(self._path)
             return True
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -43,10 +43,10 @@ import warnings
 
 import optuna
 from optuna.storages import fail_stale_trials
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from optuna_nas import _compat
 from optuna_nas._failures import CandidateFailed
 from optuna_nas._failures import SetupError
 from optuna_nas.storage._claims import claim_board
@@ -112,7 +112,7 @@ def run_study(
     if timeout is not None and not timeout > 0:
         raise ValueError(f"`timeout` must be None or > 0, but got {timeout=}.")
     deadline = None if timeout is None else time.monotonic() + timeout
-    slots = is_heartbeat_enabled(study._storage)
+    slots = _compat.is_heartbeat_enabled(_compat.study_storage(study))
     check = getattr(objective, "check_study", None)
     if callable(check):  # e.g. NASObjective: refuse a study made with another set-up up front
         check(study)
@@ -183,7 +183,9 @@ def _with_slot(
     def run(trial: optuna.Trial) -> Any:
         hint = seen.pop() if seen else None
         if not _claim_slot(trial, n_trials, poll_interval, hint):
-            trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
+            _compat.study_storage(trial.study).set_trial_system_attr(
+                _compat.trial_id(trial), SURPLUS_ATTR, True
+            )
             raise _Surplus(f"all {n_trials} trial slots were taken by other workers' trials")
         return objective(trial)
 
@@ -192,7 +194,7 @@ def _with_slot(
 
 def _slot_of(t: FrozenTrial) -> int | None:
     value = t.system_attrs.get(SLOT_ATTR)
-    if isinstance(value, list) and len(value) == 2 and value[0] == t._trial_id:
+    if isinstance(value, list) and len(value) == 2 and value[0] == _compat.trial_id(t):
         return int(value[1])
     return None  # no slot, or one copied from a failed trial by the retry callback
 
@@ -215,7 +217,8 @@ def _claim_slot(
     read before any waiting.
     """
     study = trial.study
-    storage, study_id, me = study._storage, study._study_id, trial._trial_id
+    storage, me = _compat.study_storage(study), _compat.trial_id(trial)
+    study_id = _compat.study_id(study)
     board = claim_board(storage)
     while True:
         stale_view = hint is not None
@@ -227,7 +230,7 @@ def _claim_slot(
             slot = _slot_of(t)
             if slot is None:
                 unslotted += t.state in FINISHED
-            elif t.state is not TrialState.FAIL and t._trial_id != me:
+            elif t.state is not TrialState.FAIL and _compat.trial_id(t) != me:
                 taken[slot] = t
         capacity = n_trials - unslotted
         if sum(t.state in FINISHED for t in taken.values()) >= capacity:
@@ -258,18 +261,18 @@ def _claim_slot(
 
 def _stale_after(study: optuna.Study) -> float:
     """Seconds without a heartbeat after which ``study``'s storage fails a running trial."""
-    storage: Any = study._storage
+    storage: Any = _compat.study_storage(study)
     interval = storage.get_heartbeat_interval()
     grace = getattr(storage, "grace_period", None)  # RDBStorage, JournalHeartbeatStorage
-    if grace is None and hasattr(storage, "_backend"):  # Optuna's _CachedStorage over an RDB
-        grace = getattr(storage._backend, "grace_period", None)
+    if grace is None:  # Optuna's _CachedStorage over an RDB
+        grace = getattr(_compat.uncached_storage(storage), "grace_period", None)
     return float(grace if grace is not None else 2 * interval)
 
 
 @contextlib.contextmanager
 def _failing_stale_trials(study: optuna.Study) -> Iterator[None]:
     """Fail stale trials every half heartbeat interval in a background thread meanwhile."""
-    period = study._storage.get_heartbeat_interval() / 2  # type: ignore[attr-defined]
+    period = _compat.study_storage(study).get_heartbeat_interval() / 2  # type: ignore[attr-defined]
     stop = threading.Event()
 
     def watch() -> None:
@@ -291,7 +294,7 @@ def _failing_stale_trials(study: optuna.Study) -> Iterator[None]:
 def _settle(study: optuna.Study, poll_interval: float) -> None:
     """Wait until no trial of the finished ``study`` is ``RUNNING`` (failing stale ones), at
     most the grace period plus a heartbeat; then fail the unrun retries left ``WAITING``."""
-    interval = study._storage.get_heartbeat_interval()  # type: ignore[attr-defined]
+    interval = _compat.study_storage(study).get_heartbeat_interval()  # type: ignore[attr-defined]
     give_up = time.monotonic() + _stale_after(study) + interval + 2 * poll_interval
     told = False
     while True:
@@ -313,14 +316,15 @@ def _settle(study: optuna.Study, poll_interval: float) -> None:
             told = True
         _fail_stale(study)
         time.sleep(poll_interval)
-    storage = study._storage
+    storage = _compat.study_storage(study)
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if "failed_trial" not in t.system_attrs:
             continue  # enqueued by the user, for a later, longer run: not ours to drop
         # Take it as Study.ask would (only one process wins a WAITING trial), then fail it.
-        if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-            storage.set_trial_system_attr(t._trial_id, SURPLUS_ATTR, True)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        number = _compat.trial_id(t)
+        if storage.set_trial_state_values(number, TrialState.RUNNING):
+            storage.set_trial_system_attr(number, SURPLUS_ATTR, True)
+            storage.set_trial_state_values(number, TrialState.FAIL)
 
 
 def _fail_stale(study: optuna.Study) -> None:
