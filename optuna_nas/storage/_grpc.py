@@ -9,10 +9,13 @@ ours, ``optuna_nas.Storage``, for what Optuna's storage API cannot express:
 
 ``Hello``
     The protocol version, checked when a worker opens the URL (and the connection probe).
-``Now``
-    The server's clock. Heartbeats are trial system attrs
-    (:class:`~optuna_nas.storage._heartbeat.AttrHeartbeat`) stamped with it: one clock for all
-    workers, as the database clock is for :class:`~optuna.storages.RDBStorage`.
+``Now``, ``Beat``, ``Stale``
+    The server's clock; a trial's heartbeat stamped with it; the study's running trials whose
+    heartbeat is older than a grace period by it. Heartbeats are trial system attrs
+    (:class:`~optuna_nas.storage._heartbeat.AttrHeartbeat`) on one clock for all workers, as
+    the database clock is for :class:`~optuna.storages.RDBStorage`; the server reads its clock
+    and writes (or reads) the attr in one call, where a worker would need two (and a stale
+    check would send it every running trial).
 ``Claim``, ``TakeOver``, ``ClaimJob``, ``Job``, ``ReplaceJob``
     The study's claim board (deduplication, trial slots, supernet and DARTS jobs), run by the
     server on the RDB behind it: the same ``optuna_nas_claims`` / ``optuna_nas_jobs`` tables a
@@ -44,13 +47,13 @@ from optuna_nas.storage._heartbeat import AttrHeartbeat
 from optuna_nas.storage._heartbeat import StaleCallback
 
 #: The version of the ``optuna_nas.Storage`` service; server and workers must agree.
-PROTOCOL = 1
+PROTOCOL = 2
 #: Seconds one call to the server may take before it fails with a ``ConnectionError``.
 RPC_TIMEOUT_S = 60.0
 #: Seconds the connection probe of :func:`connect_grpc` waits for the server.
 CONNECT_TIMEOUT_S = 10.0
 SERVICE = "optuna_nas.Storage"
-METHODS = ("Hello", "Now", "Claim", "TakeOver", "ClaimJob", "Job", "ReplaceJob")
+METHODS = ("Hello", "Now", "Beat", "Stale", "Claim", "TakeOver", "ClaimJob", "Job", "ReplaceJob")
 _INSTALL = "pip install 'optuna-nas[grpc]'"
 _logger = optuna.logging.get_logger(__name__)
 
@@ -178,9 +181,15 @@ class GrpcHeartbeatStorage(_compat.HookedGrpcStorageProxy, AttrHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
-            super().record_heartbeat(trial_id)
+            self._nas.call("Beat", {"trial_id": trial_id})
         except ConnectionError as err:  # the next beat tries again; the grace period covers it
             _logger.warning(f"The heartbeat of trial id {trial_id} was not recorded: {err}")
+
+    def stale_trial_ids(self, study_id: int) -> list[int]:
+        grace = self.stale_after()
+        if grace is None:
+            return []
+        return list(self._nas.call("Stale", {"study_id": study_id, "grace": grace})["trial_ids"])
 
 
 def canonical_order(trial: FrozenTrial) -> FrozenTrial:

@@ -23,12 +23,15 @@ from optuna_nas.storage._grpc import SERVICE
 from optuna_nas.storage._grpc import check_grpc_installed
 from optuna_nas.storage._grpc import dumps
 from optuna_nas.storage._grpc import loads
+from optuna_nas.storage._heartbeat import find_stale
+from optuna_nas.storage._heartbeat import write_heartbeat
 
 
 class _NasService:
     """The server side of ``optuna_nas.Storage`` over the board of the RDB ``storage``."""
 
     def __init__(self, storage: BaseStorage) -> None:
+        self._storage = storage
         self._board = _claims.claim_board(storage)  # creates its tables now, before serving
 
     def Hello(self, request: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -36,6 +39,12 @@ class _NasService:
 
     def Now(self, request: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"time": time.time()}
+
+    def Beat(self, r: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"ok": write_heartbeat(self._storage, r["trial_id"], time.time())}
+
+    def Stale(self, r: dict[str, Any], context: Any) -> dict[str, Any]:
+        return {"trial_ids": find_stale(self._storage, r["study_id"], r["grace"], time.time())}
 
     def Claim(self, r: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"owner": self._board.claim(r["study_id"], r["key"], r["trial_id"])}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-import contextlib
 import time
 from typing import Any
 
@@ -74,29 +73,45 @@ class AttrHeartbeat(BaseStorage, _compat.Heartbeat):
         """Seconds since the epoch on the clock every worker of the storage reads."""
 
     def record_heartbeat(self, trial_id: int) -> None:
-        # A trial another worker already failed as stale takes no heartbeat; its tell says so.
-        with contextlib.suppress(UpdateFinishedTrialError):
-            self.set_trial_system_attr(trial_id, HEARTBEAT_KEY, [trial_id, self._now()])
+        write_heartbeat(self, trial_id, self._now())
 
     def stale_trial_ids(self, study_id: int) -> list[int]:
+        grace = self.stale_after()
+        return [] if grace is None else find_stale(self, study_id, grace, self._now())
+
+    def stale_after(self) -> float | None:
+        """Seconds without a heartbeat after which a running trial is stale (None: off)."""
         interval = self.heartbeat_interval
         if interval is None:
-            return []
-        grace = self.grace_period if self.grace_period is not None else 2 * interval
-        now = self._now()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            beat: Any = trial.system_attrs.get(HEARTBEAT_KEY)
-            trial_id = _compat.trial_id(trial)
-            if isinstance(beat, list) and beat[0] == trial_id and now - beat[1] > grace:
-                stale.append(trial_id)
-        return stale
+            return None
+        return self.grace_period if self.grace_period is not None else 2 * interval
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval
 
     def get_heartbeat_stale_trial_callback(self) -> StaleCallback | None:
         return self.heartbeat_stale_trial_callback
+
+
+def write_heartbeat(storage: BaseStorage, trial_id: int, now: float) -> bool:
+    """Stamp ``trial_id``'s heartbeat with ``now``; False if the trial has finished (another
+    worker failed it as stale: it takes no heartbeat, and its tell says so)."""
+    try:
+        storage.set_trial_system_attr(trial_id, HEARTBEAT_KEY, [trial_id, now])
+    except UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def find_stale(storage: BaseStorage, study_id: int, grace: float, now: float) -> list[int]:
+    """Ids of ``study_id``'s running trials whose own heartbeat is older than ``grace``."""
+    stale = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        beat: Any = trial.system_attrs.get(HEARTBEAT_KEY)
+        trial_id = _compat.trial_id(trial)
+        if isinstance(beat, list) and beat[0] == trial_id and now - beat[1] > grace:
+            stale.append(trial_id)
+    return stale
 
 
 class JournalHeartbeatStorage(JournalStorage, AttrHeartbeat):
