@@ -118,15 +118,26 @@ def run_study(
         check(study)
     bad_setup: list[SetupError] = []
     seen: list[list[FrozenTrial]] = []  # the loop's latest read of the trials, for the slot
+    ran_ids: list[int] = []  # the trial this worker ran last, judged on the next read
     wrapped = _stop_on_setup_error(
-        _with_slot(objective, n_trials, poll_interval, seen) if slots else objective, bad_setup
+        _with_slot(objective, n_trials, poll_interval, seen) if slots else objective,
+        bad_setup,
+        ran_ids,
     )
     watcher = _failing_stale_trials(study) if slots else contextlib.nullcontext()
     with watcher:
         ran = failures = 0
-        last: list[FrozenTrial] = []
         while True:
             trials = study.get_trials(deepcopy=False)
+            last = _trial_by_id(trials, ran_ids.pop()) if ran_ids else None
+            # A surplus trial found the study full: the checks below see it finished.
+            if last is not None and not last.system_attrs.get(SURPLUS_ATTR):
+                failures = failures + 1 if last.state is TrialState.FAIL else 0
+                if failures >= max_consecutive_failures:
+                    raise RuntimeError(
+                        f"{failures} trials of this worker failed in a row (the last is trial "
+                        f"{last.number}; see the log for its error); stopping."
+                    )
             finished = sum(t.state in FINISHED for t in trials)
             if deadline is not None and time.monotonic() >= deadline:
                 return ran
@@ -144,7 +155,9 @@ def run_study(
                     wrapped,
                     n_trials=1,
                     catch=(*catch, CandidateFailed, _Surplus),
-                    callbacks=[lambda _, t: last.append(t), *callbacks],
+                    # No callback of ours: the trial's outcome comes with the next read of the
+                    # trials (Optuna reads the trial once more for callbacks).
+                    callbacks=list(callbacks) or None,
                 )
             except UnboundLocalError as err:
                 # Optuna 5.1's _run_trial: when telling the result and re-reading the trial
@@ -156,18 +169,20 @@ def run_study(
             ran += 1
             if bad_setup:  # the set-up's fault: every further trial would fail the same way
                 raise bad_setup[0]
-            if last[-1].system_attrs.get(SURPLUS_ATTR):
-                continue  # the loop's check sees the study finished (or a slot freed meanwhile)
-            failures = failures + 1 if last[-1].state is TrialState.FAIL else 0
-            if failures >= max_consecutive_failures:
-                raise RuntimeError(
-                    f"{failures} trials of this worker failed in a row (the last is trial "
-                    f"{last[-1].number}; see the log for its error); stopping."
-                )
 
 
-def _stop_on_setup_error(objective: Objective, found: list[SetupError]) -> Objective:
+def _trial_by_id(trials: Sequence[FrozenTrial], trial_id: int) -> FrozenTrial | None:
+    for t in reversed(trials):  # the newest trials are last
+        if _compat.trial_id(t) == trial_id:
+            return t
+    return None
+
+
+def _stop_on_setup_error(
+    objective: Objective, found: list[SetupError], ran_ids: list[int]
+) -> Objective:
     def run(trial: optuna.Trial) -> Any:
+        ran_ids[:] = [_compat.trial_id(trial)]
         try:
             return objective(trial)
         except SetupError as e:
