@@ -235,6 +235,7 @@ def _no_input_shape(node: str, cfg: Mapping[str, Any], inputs: Sequence[Shape], 
 # ----------------------------------------------------------------------------- vocabulary
 
 _ACT = Field(str, "relu", choices=ACTIVATIONS)
+_STRIDE = Field(int, 1, minimum=1)
 
 
 def _op(name: str, arity: Arity, role: Role, shape: Any, doc: str, **fields: Field) -> OpDef:
@@ -248,21 +249,43 @@ def _op(name: str, arity: Arity, role: Role, shape: Any, doc: str, **fields: Fie
     )
 
 
+def _conv_op(name: str, doc: str, **fields: Field) -> OpDef:
+    """A convolution-like op: ``channels``, an odd ``kernel`` and ``stride`` come first."""
+    return _op(
+        name,
+        Arity.UNARY,
+        Role.TERM,
+        _conv_shape,
+        doc,
+        channels=Field(int, minimum=1),
+        kernel=Field(int, minimum=1, odd=True),
+        stride=_STRIDE,
+        **fields,
+    )
+
+
+def _pool_op(name: str, doc: str) -> OpDef:
+    """A pooling op: ``kernel`` and ``stride``, channels kept."""
+    return _op(
+        name,
+        Arity.UNARY,
+        Role.TERM,
+        _pool_shape,
+        doc,
+        kernel=Field(int, minimum=1),
+        stride=_STRIDE,
+    )
+
+
 OPS: Mapping[str, OpDef] = {
     op.name: op
     for op in (
         _op("input", Arity.SOURCE, Role.INPUT, _no_input_shape, "The network input."),
-        _op(
+        _conv_op(
             "conv",
-            Arity.UNARY,
-            Role.TERM,
-            _conv_shape,
             "Convolution with optional batch norm and activation, in `order` "
             "(conv_bn_act, or act_conv_bn: NAS-Bench-201's ReLU-Conv-BN); the convolution has "
             "a bias only if `bias` is true.",
-            channels=Field(int, minimum=1),
-            kernel=Field(int, minimum=1, odd=True),
-            stride=Field(int, 1, minimum=1),
             dilation=Field(int, 1, minimum=1),
             groups=Field(int, 1, minimum=1),
             activation=_ACT,
@@ -270,52 +293,24 @@ OPS: Mapping[str, OpDef] = {
             bias=Field(bool, False),
             order=Field(str, "conv_bn_act", choices=CONV_ORDERS),
         ),
-        _op(
+        _conv_op(
             "sep_conv",
-            Arity.UNARY,
-            Role.TERM,
-            _conv_shape,
             "Depthwise-separable convolution: depthwise kxk, pointwise 1x1, batch norm, "
             "activation in `order`.",
-            channels=Field(int, minimum=1),
-            kernel=Field(int, minimum=1, odd=True),
-            stride=Field(int, 1, minimum=1),
             activation=_ACT,
             order=Field(str, "conv_bn_act", choices=CONV_ORDERS),
         ),
-        _op(
+        _conv_op(
             "mbconv",
-            Arity.UNARY,
-            Role.TERM,
-            _conv_shape,
             "Inverted bottleneck (MobileNetV2/MnasNet): 1x1 expansion (if expand > 1), depthwise "
             "kxk, squeeze-excitation (if se > 0, ratio of the input channels), 1x1 linear "
             "projection. The residual, if any, is an explicit 'add' node.",
-            channels=Field(int, minimum=1),
-            kernel=Field(int, minimum=1, odd=True),
-            stride=Field(int, 1, minimum=1),
             expand=Field(int, 6, minimum=1),
             se=Field(float, 0.0, minimum=0.0, maximum=1.0),
             activation=Field(str, "relu6", choices=ACTIVATIONS),
         ),
-        _op(
-            "avg_pool",
-            Arity.UNARY,
-            Role.TERM,
-            _pool_shape,
-            "Average pooling (padding excluded from the average).",
-            kernel=Field(int, minimum=1),
-            stride=Field(int, 1, minimum=1),
-        ),
-        _op(
-            "max_pool",
-            Arity.UNARY,
-            Role.TERM,
-            _pool_shape,
-            "Max pooling.",
-            kernel=Field(int, minimum=1),
-            stride=Field(int, 1, minimum=1),
-        ),
+        _pool_op("avg_pool", "Average pooling (padding excluded from the average)."),
+        _pool_op("max_pool", "Max pooling."),
         _op("identity", Arity.UNARY, Role.IDENTITY, _same_shape, "Passes its input through."),
         _op("zero", Arity.UNARY, Role.ZERO, _same_shape, "Zeros of its input's shape ('none')."),
         _op("add", Arity.MERGE, Role.SUM, _add_shape, "Sum of inputs of equal shape."),
