@@ -310,11 +310,12 @@ def train_model(
     seconds_history: list[float] = []
     speed_history: list[float] = []
     histories = (val_history, loss_history, seconds_history, speed_history)
+    resumable = _Resumable(model, step, scheduler, rng, train_loader, histories)
     stop = diverged = False
     done = 0
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
-        done = _resume(saved, model, step, scheduler, rng, train_loader, histories)
+        done = resumable.load(saved)
         _logger.info("resumed after epoch %d/%d from a checkpoint", done, config.epochs)
         for epoch, accuracy in enumerate(val_history, start=1):
             if report is not None and report(epoch, accuracy):
@@ -344,9 +345,7 @@ def train_model(
             if stop or diverged:
                 break
             if checkpoint is not None and epoch < config.epochs:
-                checkpoint.save(
-                    epoch, _state(epoch, model, step, scheduler, rng, train_loader, histories)
-                )
+                checkpoint.save(epoch, resumable.state(epoch))
 
     return TrainingResult(
         val_accuracy_history=tuple(val_history),
@@ -362,55 +361,48 @@ def train_model(
     )
 
 
-_Histories = tuple[list[float], list[float], list[float], list[float]]
+@dataclass(frozen=True)
+class _Resumable:
+    """The objects of one :func:`train_model` call whose state an epoch boundary saves
+    (see ``checkpoint``) and a resumed call loads back."""
 
+    model: nn.Module
+    step: Step
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    rng: RngStream
+    loader: Batches
+    histories: tuple[list[float], list[float], list[float], list[float]]
 
-def _state(
-    epoch: int,
-    model: nn.Module,
-    step: Step,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    rng: RngStream,
-    loader: Batches,
-    histories: _Histories,
-) -> dict[str, Any]:
-    """Everything an epoch boundary needs to continue exactly (see ``checkpoint``)."""
-    loader_state = getattr(loader, "state_dict", None)
-    return {
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": step.optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "scaler": step.scaler.state_dict() if step.scaler is not None else None,
-        "rng": rng.state(),
-        "loader": loader_state() if callable(loader_state) else None,
-        "histories": [list(h) for h in histories],
-    }
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything the boundary after ``epoch`` needs to continue exactly."""
+        loader_state = getattr(self.loader, "state_dict", None)
+        scaler = self.step.scaler
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.step.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": self.rng.state(),
+            "loader": loader_state() if callable(loader_state) else None,
+            "histories": [list(h) for h in self.histories],
+        }
 
-
-def _resume(
-    state: dict[str, Any],
-    model: nn.Module,
-    step: Step,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    rng: RngStream,
-    loader: Batches,
-    histories: _Histories,
-) -> int:
-    """Load a :func:`_state` into the call's objects; return the epochs it had done."""
-    model.load_state_dict(state["model"])
-    step.optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if step.scaler is not None and state["scaler"] is not None:
-        step.scaler.load_state_dict(state["scaler"])
-    rng.load_state(state["rng"])
-    load_loader = getattr(loader, "load_state_dict", None)
-    if callable(load_loader) and state["loader"] is not None:
-        load_loader(state["loader"])
-    for history, saved in zip(histories, state["histories"], strict=True):
-        history[:] = [float(x) for x in saved]
-    return int(state["epoch"])
+    def load(self, state: dict[str, Any]) -> int:
+        """Load a :meth:`state` into the objects; return the epochs it had done."""
+        self.model.load_state_dict(state["model"])
+        self.step.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.step.scaler is not None and state["scaler"] is not None:
+            self.step.scaler.load_state_dict(state["scaler"])
+        self.rng.load_state(state["rng"])
+        load_loader = getattr(self.loader, "load_state_dict", None)
+        if callable(load_loader) and state["loader"] is not None:
+            load_loader(state["loader"])
+        for history, saved in zip(self.histories, state["histories"], strict=True):
+            history[:] = [float(x) for x in saved]
+        return int(state["epoch"])
 
 
 def evaluate_accuracy(
