@@ -142,26 +142,51 @@ def train_one_epoch(
     """One pass over ``loader``: the mean per-sample loss (maybe not finite) and the count."""
     step.model.train()
     loss_sum = torch.zeros((), device=step.device)
-    total = 0
-    with rng:
-        batches = iter(loader)
-    while True:
-        with rng:
-            batch = next(batches, None)
-            if batch is None:
-                break
-            if input_shape is not None:
-                check_batch_shape(batch, input_shape, "training")
-                input_shape = None
-            inputs, labels = unpack(batch, step.device, step.config.channels_last)
-            step(inputs, labels, loss_sum)
-        total += labels.shape[0]
+    check = (input_shape, "training") if input_shape is not None else None
+    total = for_each_batch(
+        loader, rng, step.device, step.config.channels_last, step, loss_sum, check=check
+    )
     if total == 0:
         raise ValueError(
             "The training loader yielded no batches; pass a re-iterable loader (not a "
             "generator) with at least one batch."
         )
     return float(loss_sum.item()) / total, total
+
+
+def for_each_batch(
+    loader: Batches,
+    rng: RngStream,
+    device: torch.device,
+    channels_last: bool,
+    consume: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
+    into: torch.Tensor,
+    *,
+    check: tuple[tuple[int, int, int], str] | None = None,
+) -> int:
+    """Call ``consume(inputs, labels, into)`` on every batch of ``loader`` (unpacked onto
+    ``device``); return the number of samples.
+
+    Fetching a batch (a shuffle, the loader's augmentation) and consuming it (dropout) both
+    draw from ``rng``, so each batch is one ``with rng:`` block: the stream's lock is taken
+    once per batch and free between batches. ``check`` is the ``(input_shape, split)`` the
+    first batch must match (:func:`check_batch_shape`).
+    """
+    with rng:
+        batches = iter(loader)
+    total = 0
+    while True:
+        with rng:
+            batch = next(batches, None)
+            if batch is None:
+                break
+            if check is not None:
+                check_batch_shape(batch, *check)
+                check = None
+            inputs, labels = unpack(batch, device, channels_last)
+            consume(inputs, labels, into)
+        total += labels.shape[0]
+    return total
 
 
 def unpack(

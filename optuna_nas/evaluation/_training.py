@@ -33,8 +33,8 @@ from optuna_nas.evaluation._hardware import isolated_rng
 from optuna_nas.evaluation._step import Batches
 from optuna_nas.evaluation._step import Step
 from optuna_nas.evaluation._step import check_batch_shape
+from optuna_nas.evaluation._step import for_each_batch
 from optuna_nas.evaluation._step import train_one_epoch
-from optuna_nas.evaluation._step import unpack
 
 _OPTIMIZERS = ("sgd", "adam", "adamw")
 _SCHEDULES = ("cosine", "constant")
@@ -438,20 +438,14 @@ def _evaluate(
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    total = 0
+
+    def score(inputs: torch.Tensor, labels: torch.Tensor, hits: torch.Tensor) -> None:
+        with autocast(config.precision, device):
+            logits = model(inputs)
+        hits += (logits.argmax(dim=1) == labels).sum()
+
     try:
-        with rng:
-            batches = iter(loader)
-        while True:
-            with rng:
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                inputs, labels = unpack(batch, device, config.channels_last)
-                with autocast(config.precision, device):
-                    logits = model(inputs)
-                correct += (logits.argmax(dim=1) == labels).sum()
-            total += labels.shape[0]
+        total = for_each_batch(loader, rng, device, config.channels_last, score, correct)
     finally:
         model.train(was_training)
     if total == 0:
