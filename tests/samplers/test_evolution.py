@@ -167,6 +167,32 @@ def test_predictor_guided_children_are_ranked_by_the_predictor() -> None:
     assert study.best_value == 10  # plain evolution reaches 8-10 here, random search 5-6
 
 
+def test_guided_candidates_are_distinct_and_new_and_cover_a_small_neighbourhood() -> None:
+    space = {f"x{i}": CategoricalDistribution(["a", "b", "c"]) for i in range(2)}
+    batches: list[tuple[int, list[dict[str, Any]]]] = []
+
+    def recording(observed: Any, candidates: Any, distributions: Any) -> np.ndarray:
+        batches.append((len(observed), list(candidates)))
+        return np.arange(len(candidates), dtype=float)
+
+    sampler = RegularizedEvolutionSampler(
+        population_size=2, sample_size=2, predictor=recording, num_candidates=10, seed=0
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(9):  # as many trials as the space has points (3 x 3)
+        trial = study.ask(space)
+        study.tell(trial, float(sum(v == "a" for v in trial.params.values())))
+    assert len(batches) >= 3
+    key = lambda p: tuple(sorted(p.items()))  # noqa: E731
+    for number, batch in batches:  # ``number``: the trial planned, and the trials done before
+        done = {key(t.params) for t in study.trials[:number]}
+        parent = study.trials[study.trials[number].system_attrs[PLAN_ATTR]["parent"]].params
+        # The parent's 4 neighbours, fewer than num_candidates: every new one is a candidate,
+        # once, and nothing else is.
+        new = {key({**parent, k: v}) for k in space for v in "abc" if v != parent[k]} - done
+        assert sorted(key(c) for c in batch) == sorted(new)
+
+
 def test_mutation_makes_local_moves_inside_the_distribution() -> None:
     rng = np.random.RandomState(0)
     ints = IntDistribution(0, 10, step=2)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from optuna_nas.samplers import KernelPredictor
 from optuna_nas.samplers._predictor import _distance
+from optuna_nas.samplers._predictor import _normal_scores
 from optuna_nas.spaces._distributions import to_unit
 from optuna_nas.spaces._encoding import encode_columns
 
@@ -138,6 +140,29 @@ def test_length_scale_is_reselected_every_few_observations() -> None:
         assert every.length_scale == fresh_choice(n)
 
 
+def test_rank_scores_depend_only_on_the_order_of_the_scores() -> None:
+    rng = np.random.RandomState(2)
+    rows = [_draw(rng) for _ in range(30)]
+    scores = np.array([_score(p) + 0.01 * i for i, p in enumerate(rows)])
+    candidates = [_draw(rng) for _ in range(10)]
+    squashed = np.exp(scores) - 1e3 * (scores < 2)  # the same order, other gaps, outliers
+    for exploration in (0.0, 2.0):
+        ranked = KernelPredictor(exploration=exploration)
+        raw = KernelPredictor(exploration=exploration, rank_scores=False)
+        a = ranked(list(zip(rows, scores, strict=True)), candidates, SPACE)
+        b = ranked(list(zip(rows, squashed, strict=True)), candidates, SPACE)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+        c = raw(list(zip(rows, scores, strict=True)), candidates, SPACE)
+        d = raw(list(zip(rows, squashed, strict=True)), candidates, SPACE)
+        assert not np.allclose(c, d)
+
+
+def test_normal_scores_are_quantiles_of_mean_ranks() -> None:
+    got = _normal_scores(np.array([3.0, -1.0, 3.0, 7.0]))  # ranks 1.5, 0, 1.5, 3 of n=4
+    want = [NormalDist().inv_cdf((r + 0.5) / 4) for r in (1.5, 0.0, 1.5, 3.0)]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -146,6 +171,7 @@ def test_length_scale_is_reselected_every_few_observations() -> None:
         ({"max_observed": 1}, "max_observed"),
         ({"exploration": -1.0}, "exploration"),
         ({"reselect_every": 0}, "reselect_every"),
+        ({"rank_scores": 1}, "rank_scores"),
     ],
 )
 def test_bad_arguments_raise_one_clear_error(kwargs: dict[str, Any], match: str) -> None:
