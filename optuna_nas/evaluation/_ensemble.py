@@ -101,13 +101,15 @@ class MLPEnsemble:
         self.weight_decay = weight_decay
         self.target_transform = target_transform
         self.seed = seed
-        self._weights: list[torch.Tensor] | None = None
-        # The inverse map of the fitted targets: knots (model scale, target scale).
-        self._knots: tuple[Array, Array] = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+        self._fitted: _Fitted | None = None
 
     def fit(self, params_list: Sequence[Mapping[str, Any]], targets: Scores) -> MLPEnsemble:
         """Fit on ``params_list`` and their ``targets`` (at least 2, finite); returns self."""
-        x = self.encoder.encode_many(params_list)
+        self._fitted = self._fit(self.encoder.encode_many(params_list), targets, self.seed)
+        return self
+
+    def _fit(self, x: Array, targets: Scores, seed: int) -> _Fitted:
+        """Members fitted on the encoded ``x`` and ``targets``, from ``seed``."""
         y = np.asarray(targets, dtype=np.float64)
         if y.shape != (len(x),) or len(y) < 2 or not np.isfinite(y).all():
             raise ValueError(
@@ -118,8 +120,7 @@ class MLPEnsemble:
         mean, std = float(z.mean()), float(z.std()) or 1.0
         z = (z - mean) / std
         knots_y, first = np.unique(y, return_index=True)
-        self._knots = (z[first], knots_y)
-        gen = torch.Generator().manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(seed)
         n, m, d, h = len(y), self.n_members, self.encoder.dim, self.hidden
         boot = torch.randint(n, (m, n), generator=gen) if m > 1 else torch.arange(n)[None]
         xb = torch.as_tensor(x, dtype=torch.float32)[boot]  # (m, n, d)
@@ -143,31 +144,13 @@ class MLPEnsemble:
             loss = ((_forward(weights, xb).squeeze(-1) - yb) ** 2).mean()
             torch.autograd.backward(loss)
             opt.step()
-        self._weights = [w.detach() for w in weights]
-        return self
+        return _Fitted([w.detach() for w in weights], (z[first], knots_y))
 
     def predict(self, params_list: Sequence[Mapping[str, Any]]) -> tuple[Array, Array]:
         """Mean and standard deviation over the ensemble, per params dict."""
-        if self._weights is None:
+        if self._fitted is None:
             raise RuntimeError("the predictor is not fitted; call fit() first.")
-        x = torch.as_tensor(self.encoder.encode_many(params_list), dtype=torch.float32)
-        with torch.no_grad():
-            out = _forward(self._weights, x.expand(self.n_members, *x.shape)).squeeze(-1)
-        preds = out.double().numpy()  # (m, n), on the model's scale
-        mean, std = preds.mean(axis=0), preds.std(axis=0)
-        half = (self._to_target(mean + std) - self._to_target(mean - std)) / 2
-        return self._to_target(mean), half
-
-    def _to_target(self, z: Array) -> Array:
-        """The model's scale to the targets' (monotone; linear beyond the knots)."""
-        zk, yk = self._knots
-        if len(zk) < 2:  # one distinct target: every prediction is it
-            return np.full_like(z, yk[0])
-        out = np.interp(z, zk, yk)
-        low, high = z < zk[0], z > zk[-1]
-        out[low] = yk[0] + (z[low] - zk[0]) * (yk[1] - yk[0]) / (zk[1] - zk[0])
-        out[high] = yk[-1] + (z[high] - zk[-1]) * (yk[-1] - yk[-2]) / (zk[-1] - zk[-2])
-        return out
+        return self._fitted.predict(self.encoder.encode_many(params_list))
 
     def rank(
         self, params_list: Sequence[Mapping[str, Any]], *, maximize: bool = True
@@ -187,24 +170,15 @@ class MLPEnsemble:
         """
         n = len(params_list)
         check_int("folds", folds, minimum=2, maximum=n // 2)  # n // 2: two points a fold
+        x = self.encoder.encode_many(params_list)
         y = np.asarray(targets, dtype=np.float64)
         order = np.random.default_rng(self.seed).permutation(n)
         out = np.empty(n)
         for k in range(folds):
             test = order[k::folds]
             train = np.setdiff1d(order, test)
-            clone = MLPEnsemble(
-                self.encoder.distributions,
-                n_members=self.n_members,
-                hidden=self.hidden,
-                steps=self.steps,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                target_transform=self.target_transform,
-                seed=self.seed + k,
-            )
-            clone.fit([params_list[i] for i in train], y[train])
-            out[test] = clone.predict([params_list[i] for i in test])[0]
+            fitted = self._fit(x[train], y[train], self.seed + k)
+            out[test] = fitted.predict(x[test])[0]
         return PredictorQuality(
             kendall_tau=kendall_tau(out, y),
             spearman_rho=spearman_rho(out, y),
@@ -215,6 +189,37 @@ class MLPEnsemble:
 
 
 _TRANSFORMS = ("rank", "standardize")
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """The fitted members' weights, and the map of their scale back to the targets': knots
+    ``(model scale, target scale)``."""
+
+    weights: list[torch.Tensor]
+    knots: tuple[Array, Array]
+
+    def predict(self, x: Array) -> tuple[Array, Array]:
+        """The mapped ensemble mean and half the mapped ``mean +- std`` interval, per row of the
+        encoded ``x``."""
+        inputs = torch.as_tensor(x, dtype=torch.float32)
+        with torch.no_grad():
+            out = _forward(self.weights, inputs.expand(len(self.weights[0]), *inputs.shape))
+        preds = out.squeeze(-1).double().numpy()  # (m, n), on the model's scale
+        mean, std = preds.mean(axis=0), preds.std(axis=0)
+        half = (self.to_target(mean + std) - self.to_target(mean - std)) / 2
+        return self.to_target(mean), half
+
+    def to_target(self, z: Array) -> Array:
+        """The model's scale to the targets' (monotone; linear beyond the knots)."""
+        zk, yk = self.knots
+        if len(zk) < 2:  # one distinct target: every prediction is it
+            return np.full_like(z, yk[0])
+        out = np.interp(z, zk, yk)
+        low, high = z < zk[0], z > zk[-1]
+        out[low] = yk[0] + (z[low] - zk[0]) * (yk[1] - yk[0]) / (zk[1] - zk[0])
+        out[high] = yk[-1] + (z[high] - zk[-1]) * (yk[-1] - yk[-2]) / (zk[-1] - zk[-2])
+        return out
 
 
 def _normal_scores(y: Array) -> Array:
