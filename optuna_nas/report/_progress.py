@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 import logging
 import math
 from types import TracebackType
@@ -69,7 +70,7 @@ class _EpochLines(logging.Handler):
             self.show(record.getMessage())
 
 
-class ProgressBar:
+class ProgressBar(AbstractContextManager["ProgressBar"]):
     """A :mod:`tqdm` bar over the trials of one ``study.optimize`` call; pass it in
     ``callbacks``. After each finished trial it shows :func:`best_so_far` (Optuna's own
     ``show_progress_bar`` shows the best value of single-objective studies only).
@@ -116,9 +117,6 @@ class ProgressBar:
         self._training.propagate = self._saved[1]
         self._bar.close()
         optuna.logging.set_verbosity(self._verbosity)
-
-    def __enter__(self) -> ProgressBar:
-        return self
 
     def __exit__(
         self,
