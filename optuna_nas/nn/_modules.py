@@ -42,6 +42,13 @@ def _same_padding(kernel: int, dilation: int = 1) -> int:
     return dilation * (kernel - 1) // 2
 
 
+def _depthwise(chs: int, kernel: int, stride: int) -> nn.Conv2d:
+    """A depthwise kxk convolution with "same" padding and no bias (batch norm follows)."""
+    return nn.Conv2d(
+        chs, chs, kernel, stride=stride, padding=_same_padding(kernel), groups=chs, bias=False
+    )
+
+
 class ConvBnAct(nn.Module):
     """The ``conv`` op in ``conv_bn_act`` order: convolution, optional batch norm, activation.
 
@@ -101,15 +108,7 @@ class SepConvBnAct(nn.Module):
         self, in_chs: int, out_chs: int, *, kernel: int, stride: int, activation: str
     ) -> None:
         super().__init__()
-        self.conv_dw = nn.Conv2d(
-            in_chs,
-            in_chs,
-            kernel,
-            stride=stride,
-            padding=_same_padding(kernel),
-            groups=in_chs,
-            bias=False,
-        )
+        self.conv_dw = _depthwise(in_chs, kernel, stride)
         self.conv_pw = nn.Conv2d(in_chs, out_chs, 1, bias=False)
         self.bn = nn.BatchNorm2d(out_chs)
         self.act = make_activation(activation)
@@ -170,15 +169,7 @@ class MBConv(nn.Module):
         self.conv_pw = nn.Conv2d(in_chs, mid_chs, 1, bias=False) if expands else nn.Identity()
         self.bn1 = nn.BatchNorm2d(mid_chs) if expands else nn.Identity()
         self.act1 = make_activation(activation) if expands else nn.Identity()
-        self.conv_dw = nn.Conv2d(
-            mid_chs,
-            mid_chs,
-            kernel,
-            stride=stride,
-            padding=_same_padding(kernel),
-            groups=mid_chs,
-            bias=False,
-        )
+        self.conv_dw = _depthwise(mid_chs, kernel, stride)
         self.bn2 = nn.BatchNorm2d(mid_chs)
         self.act2 = make_activation(activation)
         self.se = (
