@@ -202,7 +202,31 @@ def _workers(r: Results, doc: Doc) -> Answer:
             )
         )
         reproduce.append(doc.command("faults.json", "python benchmarks/faults.py"))
-    if "scale.json" not in r:
+    sc = r.get("scale.json")
+    if sc is not None:
+        from results_md import script
+
+        scale = script("scale")
+        direct = ", ".join(
+            f"{s} {scale.speedup(sc, 'postgresql', s):.1f}x" for s in ("evolution", "tpe")
+        )
+        proxied = ", ".join(
+            f"{s} {scale.speedup(sc, 'grpc', s):.1f}x" for s in ("evolution", "tpe")
+        )
+        ok = all(hit for _, hit in scale.targets(sc))
+        answer.append(
+            f"16 workers with a 1 s objective, steady state, against one worker: directly on "
+            f"PostgreSQL {direct}; through the gRPC proxy {proxied}, all on one "
+            f"{sc['machine']['cpus']}-core machine (targets: {met(ok)}, see the section)."
+        )
+        reproduce.append(doc.command("scale.json", "python benchmarks/scale.py"))
+        when_not.append(
+            "The gRPC proxy on a machine that also runs the workers: it is one Python process "
+            "that spends more CPU per trial than the database (the section's server CPU "
+            "column), so on a small machine it, not the database, caps the throughput; give "
+            "it cores of its own, or let workers open the database directly."
+        )
+    else:
         when_not.append(
             "Many workers on one study (more than 4 processes, or several hosts) is not "
             "measured yet: `benchmarks/scale.py` has no results."

@@ -388,7 +388,43 @@ def section(result: dict[str, Any]) -> str:
             f"{r['server_cpu_ms_per_trial']:.0f} | {r['lost']} | {r['duplicated']} | "
             f"{r['stuck']} |"
         )
+    rows += ["", "Targets (issue #17):", ""]
+    rows += [f"- {'MET' if ok else 'NOT MET'}: {text}" for text, ok in targets(result)]
     return "\n".join(rows)
+
+
+def speedup(result: dict[str, Any], storage: str, sampler: str, history: int = 0) -> float:
+    """Steady-state trials/s of 16 workers over 1 worker's, for one storage and sampler."""
+    rate = {
+        r["workers"]: r["trials_per_second"]
+        for r in result["rows"]
+        if (r["storage"], r["sampler"], r["history"]) == (storage, sampler, history)
+    }
+    return float(rate[16] / rate[1])
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Issue #17's targets as (statement with the measured numbers, met)."""
+    rows = result["rows"]
+    out = []
+    for sampler in ("evolution", "tpe"):
+        x = speedup(result, "grpc", sampler)
+        out.append(
+            (f"16 workers through the proxy >= 10x one worker ({sampler}: {x:.1f}x)", x >= 10)
+        )
+    bad = sum(r["lost"] + r["duplicated"] + r["stuck"] for r in rows)
+    out.append((f"0 trials lost, duplicated or stuck over all {len(rows)} rows ({bad})", bad == 0))
+    for r in rows:
+        if r["workers"] == 16 and r["history"] == 2000 and r["sampler_ms_median"] is not None:
+            ms = r["sampler_ms_median"]
+            out.append(
+                (
+                    f"{r['sampler']}'s ask < 50 ms at 2,000 trials, 16 workers, {r['storage']} "
+                    f"(median {ms:.1f} ms)",
+                    ms < 50,
+                )
+            )
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
