@@ -10,6 +10,7 @@ from optuna.study import Study
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
+from optuna_nas import _compat
 from optuna_nas._validation import check_int
 from optuna_nas.samplers._base import DUPLICATE_TRIES
 from optuna_nas.samplers._base import _PlanningSampler
@@ -165,19 +166,19 @@ class RegularizedEvolutionSampler(_PlanningSampler):
         self, study: Study, trials: Sequence[FrozenTrial]
     ) -> list[tuple[dict[str, Any], float]]:
         """What the predictor learns: each trial's params and fitness (higher is better)."""
-        key = (id(study._storage), study._study_id)
+        key = (id(_compat.study_storage(study)), _compat.study_id(study))
         cache = self._seen.get(key)
         if (
             cache is None
             or len(trials) < len(cache.ids)
-            or any(t._trial_id in cache.ids for t in trials[len(cache.ids) :])
+            or any(_compat.trial_id(t) in cache.ids for t in trials[len(cache.ids) :])
         ):
             # New, or a trial completed out of number order: ``trials`` no longer extends the
             # cached sequence, so read them all again.
             cache = self._seen[key] = _Seen()
         sign = 1.0 if study.directions[0] == StudyDirection.MAXIMIZE else -1.0
         for t in trials[len(cache.ids) :]:  # a finished trial never changes: read each once
-            cache.ids.add(t._trial_id)
+            cache.ids.add(_compat.trial_id(t))
             cache.constrained = cache.constrained or bool(t.constraints)
             cache.observed.append((t.params, sign * t.values[0]))
         if len(study.directions) == 1 and not cache.constrained:
