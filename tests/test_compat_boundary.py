@@ -29,7 +29,6 @@ import types
 from typing import Any
 
 import optuna
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "optuna_nas"
