@@ -245,7 +245,12 @@ def _claim_slot(
             slot = _slot_of(t)
             if slot is None:
                 unslotted += t.state in FINISHED
-            elif t.state is not TrialState.FAIL and _compat.trial_id(t) != me:
+                continue
+            # A running trial names the slot it tries before its claim; one that lost the
+            # claim still names it, so the finished owner outranks it (else two such trials
+            # would each see the other's slot as open and wait forever).
+            mine_or_failed = t.state is TrialState.FAIL or _compat.trial_id(t) == me
+            if not mine_or_failed and (slot not in taken or taken[slot].state not in FINISHED):
                 taken[slot] = t
         capacity = n_trials - unslotted
         if sum(t.state in FINISHED for t in taken.values()) >= capacity:

@@ -8,6 +8,7 @@ last beat.
 from __future__ import annotations
 
 from pathlib import Path
+import threading
 import time
 import warnings
 
@@ -110,3 +111,14 @@ def test_a_slot_claim_on_a_stale_view_of_the_trials_takes_a_free_slot_or_none(
         start = time.monotonic()
         assert not _claim_slot(late, 2, 5.0, before)  # all finished: said on a fresh read
         assert time.monotonic() - start < 2.0  # without waiting a poll interval first
+        # `late` tried slots 0 and 1 on its stale view and still names slot 1 while RUNNING:
+        # the next late trial must see slot 1 finished, not open (CI hang of 4 gRPC workers).
+        assert late.study.get_trials()[-1].system_attrs[SLOT_ATTR] == [late._trial_id, 1]
+        found: list[bool] = []
+        later = study.ask()
+        thread = threading.Thread(
+            target=lambda: found.append(_claim_slot(later, 2, 0.01)), daemon=True
+        )
+        thread.start()
+        thread.join(timeout=10)
+        assert found == [False]
