@@ -58,8 +58,10 @@ def mutate(
     """A copy of ``params`` with ``num_mutations`` distinct mutable params changed.
 
     Returns the child and the names changed. Params with a single value are never chosen.
+    The params are picked by name, not by the order of ``params`` (which depends on the
+    storage a trial was read from), so one seed gives one child everywhere.
     """
-    names = [n for n in params if n in distributions and n_values(distributions[n]) > 1]
+    names = sorted(n for n in params if n in distributions and n_values(distributions[n]) > 1)
     child = dict(params)
     if not names:
         return child, []
@@ -73,5 +75,5 @@ def mutate(
 def random_params(
     distributions: Mapping[str, BaseDistribution], rng: np.random.RandomState
 ) -> dict[str, Any]:
-    """One uniform draw of every param in ``distributions``."""
-    return {name: random_value(d, rng) for name, d in distributions.items()}
+    """One uniform draw of every param in ``distributions``, drawn in name order."""
+    return {name: random_value(distributions[name], rng) for name in sorted(distributions)}

@@ -14,6 +14,7 @@ from optuna_nas.samplers import RegularizedEvolutionSampler
 from optuna_nas.samplers._base import PLAN_ATTR
 from optuna_nas.samplers._mutation import mutate
 from optuna_nas.samplers._mutation import mutate_value
+from optuna_nas.samplers._mutation import random_params
 
 from ._toy import conditional
 from ._toy import matches
@@ -206,6 +207,21 @@ def test_mutation_makes_local_moves_inside_the_distribution() -> None:
         assert mutate_value(cat, "a", rng) in ("b", None)
     child, changed = mutate({"a": "a", "i": 4}, {"a": cat, "i": ints}, rng, 5)
     assert sorted(changed) == ["a", "i"] and child["a"] != "a" and child["i"] != 4
+
+
+def test_mutation_and_random_draws_do_not_depend_on_the_order_of_params() -> None:
+    # A trial's params come back in suggestion order from one storage and in another from the
+    # next (the gRPC proxy sends maps): one seed must make one child either way.
+    dists = {f"p{i}": CategoricalDistribution(["a", "b", "c", "d"]) for i in range(6)}
+    params = {name: "a" for name in dists}
+    backwards = dict(reversed(list(params.items())))
+    backwards_dists = dict(reversed(list(dists.items())))
+    for seed in range(20):
+        one = mutate(params, dists, np.random.RandomState(seed), 2)
+        other = mutate(backwards, backwards_dists, np.random.RandomState(seed), 2)
+        assert one == other
+        drawn = random_params(dists, np.random.RandomState(seed))
+        assert drawn == random_params(backwards_dists, np.random.RandomState(seed))
 
 
 @pytest.mark.parametrize(
