@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import json
 import os
 import sqlite3
+import threading
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from optuna.storages import BaseStorage
 from optuna.storages import GrpcStorageProxy
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._cached_storage import _StudyInfo
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages._heartbeat import is_heartbeat_enabled as _is_heartbeat_enabled
 from optuna.storages._rdb import models
@@ -125,6 +127,128 @@ def cached_storage(rdb: RDBStorage) -> BaseStorage:
     """``optuna.storages._CachedStorage(rdb)``: the trial cache ``optuna.storages.get_storage``
     puts in front of an RDB opened by URL."""
     return _CachedStorage(rdb)
+
+
+class SharedReadCache(_CachedStorage):
+    """Optuna's ``_CachedStorage`` for the one process that serves many workers (the storage
+    server), with four changes for concurrency and the same results.
+
+    * **Shared reads.** Optuna's cache reads a study's new and unfinished trials from the
+      database on every ``get_all_trials``, holding the cache's lock over the round trip, so
+      concurrent calls queue and each repeats the read. Here a call that arrives while a read
+      of its study is in flight waits for the *next* read, which starts after the call arrived
+      and so sees every write finished before it; that one read serves every call that waited
+      for it. A failed read raises in its caller; a waiter then starts a read of its own.
+    * **Running trials from the shared read.** ``get_trial`` of a trial the cache knows and
+      that is not finished waits for the study's next shared read and answers from it, instead
+      of loading that one trial from the database (Optuna's cache does; with lazy loads of its
+      params and attrs, it was the storage server's most expensive call, twice per trial). A
+      trial the cache does not know yet, or that a read did not cover, is read alone as before.
+    * **No lock over the database.** The read runs Optuna's query and cache update
+      (``_read_trials_from_remote_storage``) but holds the cache's lock only to take what it
+      starts from and to update the cache, so lookups and writes go on while it waits.
+    * **Param writes outside the lock.** ``set_trial_param`` holds the cache's lock only to
+      look up and record the param's distribution (Optuna holds it over the database write).
+      Two first writes of one param name both check the distribution in the database.
+
+    Relies on the cache's private state (``_studies``: ``_StudyInfo`` with ``trials``,
+    ``unfinished_trial_ids``, ``last_finished_trial_id``, ``param_distribution``) and the RDB's
+    ``_get_trials`` and ``_set_trial_param``: the calls Optuna's own methods make.
+    """
+
+    def __init__(self, backend: RDBStorage) -> None:
+        super().__init__(backend)
+        self._reads = threading.Condition()
+        self._read_counts: dict[int, list[int]] = {}  # study id -> [started, finished, running]
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        del state["_reads"]
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        self._reads = threading.Condition()
+
+    def _read_trials_from_remote_storage(self, study_id: int) -> None:
+        with self._reads:
+            counts = self._read_counts.setdefault(study_id, [0, 0, 0])
+            need = counts[0] + 1  # a read that starts from now on
+            while counts[1] < need:
+                if counts[2]:
+                    self._reads.wait()
+                    continue
+                counts[0] += 1
+                counts[2] = 1
+                self._reads.release()
+                try:
+                    self._read_once(study_id)
+                except BaseException:
+                    self._reads.acquire()
+                    counts[2] = 0
+                    self._reads.notify_all()
+                    raise
+                self._reads.acquire()
+                counts[1] = counts[0]
+                counts[2] = 0
+                self._reads.notify_all()
+
+    def _read_once(self, study_id: int) -> None:
+        # Optuna's read and cache update, without its lock over the database round trip (one
+        # read of a study runs at a time, so what it starts from stays what it read after).
+        with self._lock:
+            study = self._studies.setdefault(study_id, _StudyInfo())
+            included = set(study.unfinished_trial_ids)
+            after = study.last_finished_trial_id
+        trials = self._backend._get_trials(
+            study_id, states=None, included_trial_ids=included, trial_id_greater_than=after
+        )
+        with self._lock:
+            self._add_trials_to_cache(study_id, trials)
+            for trial in trials:
+                if not trial.state.is_finished():
+                    study.unfinished_trial_ids.add(trial._trial_id)
+                    continue
+                study.last_finished_trial_id = max(study.last_finished_trial_id, trial._trial_id)
+                study.unfinished_trial_ids.discard(trial._trial_id)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        with self._lock:
+            trial = self._get_cached_trial(trial_id)
+            known = self._trial_id_to_study_id_and_number.get(trial_id)
+        if trial is not None:
+            return trial
+        if known is None:
+            return self._backend.get_trial(trial_id)
+        study_id, number = known
+        self._read_trials_from_remote_storage(study_id)
+        with self._lock:
+            trial = self._studies[study_id].trials[number]
+            # The read covered the trial if it is finished now or among the unfinished ones it
+            # returned; else (another process committed a later trial first) ask the database.
+            if (
+                trial.state.is_finished()
+                or trial_id in self._studies[study_id].unfinished_trial_ids
+            ):
+                return trial
+        return self._backend.get_trial(trial_id)
+
+    def set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+    ) -> None:
+        with self._lock:
+            study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
+            cached = self._studies[study_id].param_distribution.get(param_name)
+        self._backend._set_trial_param(
+            trial_id, param_name, param_value_internal, distribution, cached
+        )
+        if cached is None:
+            with self._lock:
+                self._studies[study_id].param_distribution.setdefault(param_name, distribution)
 
 
 def uncached_storage(storage: BaseStorage) -> BaseStorage:

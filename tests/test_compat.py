@@ -11,6 +11,8 @@ import io
 from pathlib import Path
 import pickle
 import re
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -217,6 +219,173 @@ def test_cached_storage_wraps_an_rdb_as_optuna_does_for_a_url(tmp_path: Path) ->
     assert len(optuna.load_study(study_name="c", storage=RDBStorage(url)).trials) == 2
     memory = InMemoryStorage()
     assert _compat.uncached_storage(memory) is memory
+
+
+class _SlowRDB(RDBStorage):
+    """An RDB whose reads of new and unfinished trials are counted and take ``delay`` seconds
+    after the query, and whose param writes wait for ``param_gate``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.reads = 0
+        self.single_reads = 0
+        self.delay = 0.0
+        self.fail_next = False
+        self.param_gate = threading.Event()
+        self.param_gate.set()
+        self.param_entered = threading.Event()
+
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        self.reads += 1
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("the database went away")
+        trials = super()._get_trials(*args, **kwargs)
+        time.sleep(self.delay)  # the query has run: writes after this moment are not in it
+        return trials
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        self.single_reads += 1
+        return super().get_trial(trial_id)
+
+    def _set_trial_param(self, *args: Any, **kwargs: Any) -> None:
+        self.param_entered.set()
+        assert self.param_gate.wait(10)
+        super()._set_trial_param(*args, **kwargs)
+
+
+def _summary(trials: list[FrozenTrial]) -> list[tuple[Any, ...]]:
+    return [(t.number, t.state, t.values, t.params, t.user_attrs) for t in trials]
+
+
+def test_shared_read_cache_returns_what_optuna_cache_returns(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    shared = _compat.SharedReadCache(RDBStorage(url))
+    plain = _compat.cached_storage(RDBStorage(url))
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(storage=shared, study_name="s", sampler=sampler)
+    other = optuna.load_study(study_name="s", storage=RDBStorage(url))  # another worker, direct
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("n", 0, 3), n_trials=3)
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    running = study.ask()
+    running.suggest_categorical("c", ["a", "b"])
+    running.set_user_attr("k", 1)
+    sid = shared.get_study_id_from_name("s")
+    assert _summary(shared.get_all_trials(sid)) == _summary(plain.get_all_trials(sid))
+    assert len(shared.get_all_trials(sid)) == 6
+    study.tell(running, 0.5)
+    other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert _summary(shared.get_all_trials(sid)) == _summary(plain.get_all_trials(sid))
+    assert shared.get_trial(running._trial_id).params in ({"c": "a"}, {"c": "b"})
+    restored = pickle.loads(pickle.dumps(shared))
+    assert _summary(restored.get_all_trials(sid)) == _summary(plain.get_all_trials(sid))
+
+
+def test_shared_read_cache_shares_concurrent_reads(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rdb = _SlowRDB(url)
+    shared = _compat.SharedReadCache(rdb)
+    study = optuna.create_study(storage=shared, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    sid = study._study_id
+    rdb.reads, rdb.delay = 0, 0.2
+    barrier = threading.Barrier(8)
+    seen: list[int] = []
+
+    def read() -> None:
+        barrier.wait()
+        seen.append(len(shared.get_all_trials(sid)))
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert seen == [2] * 8
+    # The first read, then one that every call arriving during it shares (a third at most,
+    # for a call the scheduler delays past the second's start); Optuna's cache reads 8 times.
+    assert 2 <= rdb.reads <= 3
+
+
+def test_shared_read_cache_answers_running_trials_from_shared_reads(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rdb = _SlowRDB(url)
+    shared = _compat.SharedReadCache(rdb)
+    study = optuna.create_study(storage=shared, study_name="s")
+    running = [study.ask() for _ in range(8)]
+    direct = RDBStorage(url)  # another process writes to a running trial
+    direct.set_trial_user_attr(running[0]._trial_id, "seen", 1)
+    assert shared.get_trial(running[0]._trial_id).user_attrs == {"seen": 1}
+    rdb.reads, rdb.single_reads, rdb.delay = 0, 0, 0.2
+    barrier = threading.Barrier(8)
+    got: dict[int, FrozenTrial] = {}
+
+    def read(trial: optuna.Trial) -> None:
+        barrier.wait()
+        got[trial.number] = shared.get_trial(trial._trial_id)
+
+    threads = [threading.Thread(target=read, args=(t,)) for t in running]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(got) == list(range(8))
+    assert all(got[n].number == n and got[n].state == TrialState.RUNNING for n in got)
+    assert rdb.single_reads == 0 and 2 <= rdb.reads <= 3  # Optuna's cache: 8 single reads
+    study.tell(running[1], 1.0)
+    assert shared.get_trial(running[1]._trial_id).state == TrialState.COMPLETE
+    unknown = direct.create_new_trial(study._study_id)  # not in this cache yet
+    assert shared.get_trial(unknown).state == TrialState.RUNNING and rdb.single_reads == 1
+
+
+def test_shared_read_cache_call_sees_writes_finished_before_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rdb = _SlowRDB(url)
+    shared = _compat.SharedReadCache(rdb)
+    optuna.create_study(storage=shared, study_name="s")
+    sid = shared.get_study_id_from_name("s")
+    direct = optuna.load_study(study_name="s", storage=RDBStorage(url))
+    rdb.delay = 0.5
+    early = threading.Thread(target=shared.get_all_trials, args=(sid,))
+    early.start()
+    time.sleep(0.2)  # the early call's read has queried and now sleeps
+    direct.add_trial(optuna.trial.create_trial(value=1.0))  # finished before the next call
+    assert len(shared.get_all_trials(sid)) == 1  # not the in-flight read's empty answer
+    early.join(10)
+    assert rdb.reads == 2
+
+
+def test_shared_read_cache_failed_read_raises_and_the_next_call_reads(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rdb = _SlowRDB(url)
+    shared = _compat.SharedReadCache(rdb)
+    optuna.create_study(storage=shared, study_name="s").add_trial(
+        optuna.trial.create_trial(value=1.0)
+    )
+    sid = shared.get_study_id_from_name("s")
+    rdb.fail_next = True
+    with pytest.raises(OSError, match="went away"):
+        shared.get_all_trials(sid)
+    assert len(shared.get_all_trials(sid)) == 1
+
+
+def test_shared_read_cache_param_write_does_not_block_reads(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    rdb = _SlowRDB(url)
+    shared = _compat.SharedReadCache(rdb)
+    study = optuna.create_study(storage=shared, study_name="s")
+    trial = study.ask()
+    rdb.param_gate.clear()
+    writer = threading.Thread(target=trial.suggest_float, args=("x", 0.0, 1.0))
+    writer.start()
+    assert rdb.param_entered.wait(10)
+    reader = threading.Thread(target=shared.get_all_trials, args=(study._study_id,))
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive()  # Optuna's cache holds its lock over the param write
+    rdb.param_gate.set()
+    writer.join(10)
+    assert "x" in shared.get_trial(trial._trial_id).params
 
 
 def test_journal_backend_and_file_path(tmp_path: Path) -> None:

@@ -151,9 +151,10 @@ def start_storage_server(
             "an address of this machine; choose another --port (or --host)."
         ) from err
     try:
-        # The cache every Optuna process puts in front of an RDB (optuna.storages.get_storage).
+        # The cache every Optuna process puts in front of an RDB (optuna.storages.get_storage),
+        # with the reads it makes for concurrent calls shared.
         rdb = cast(optuna.storages.RDBStorage, open_storage(storage, heartbeat_interval=None))
-        backend = _compat.cached_storage(rdb)
+        backend = _compat.SharedReadCache(rdb)
         service = _NasService(backend)
     except BaseException:
         server.stop(None)
