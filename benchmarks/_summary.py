@@ -207,16 +207,20 @@ def _workers(r: Results, doc: Doc) -> Answer:
         from results_md import script
 
         scale = script("scale")
-        direct = ", ".join(
-            f"{s} {scale.speedup(sc, 'postgresql', s):.1f}x" for s in ("evolution", "tpe")
-        )
-        proxied = ", ".join(
-            f"{s} {scale.speedup(sc, 'grpc', s):.1f}x" for s in ("evolution", "tpe")
-        )
+        histories = sorted({row["history"] for row in sc["rows"]})
+
+        def speedups(storage: str) -> str:
+            return ", ".join(
+                f"{s} " + " / ".join(f"{scale.speedup(sc, storage, s, h):.1f}x" for h in histories)
+                for s in ("evolution", "tpe")
+            )
+
         ok = all(hit for _, hit in scale.targets(sc))
         answer.append(
-            f"16 workers with a 1 s objective, steady state, against one worker: directly on "
-            f"PostgreSQL {direct}; through the gRPC proxy {proxied}, all on one "
+            f"16 workers with a 1 s objective, steady state, against one worker (studies with "
+            f"{' / '.join(f'{h:,}' for h in histories)} trials of history): directly on "
+            f"PostgreSQL {speedups('postgresql')}; through the gRPC proxy "
+            f"{speedups('grpc')}, all on one "
             f"{sc['machine']['cpus']}-core machine (targets: {met(ok)}, see the section)."
         )
         reproduce.append(doc.command("scale.json", "python benchmarks/scale.py"))
