@@ -17,6 +17,7 @@ from optuna_nas.samplers._base import _PlanningSampler
 from optuna_nas.samplers._history import History
 from optuna_nas.samplers._history import fitness
 from optuna_nas.samplers._history import param_key
+from optuna_nas.samplers._mutation import mutable_names
 from optuna_nas.samplers._mutation import mutate
 from optuna_nas.samplers._predictor import Predictor
 
@@ -149,9 +150,10 @@ class RegularizedEvolutionSampler(_PlanningSampler):
             ]
         candidates: list[tuple[dict[str, Any], list[str]]] = []
         keys: set[Any] = set()
+        names = mutable_names(parent.params, parent.distributions)
         for _ in range(DUPLICATE_TRIES * self._num_candidates):
             child, changed = mutate(
-                parent.params, parent.distributions, self._rng, self._num_mutations
+                parent.params, parent.distributions, self._rng, self._num_mutations, names
             )
             key = param_key(child)
             if key in history.keys or key in keys:
