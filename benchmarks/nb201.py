@@ -11,7 +11,10 @@ One command does both halves of "choose on tuning seeds, report on others":
 1. **Tuning** (seeds 100-129): a small grid per group of sampler defaults (:data:`GROUPS`);
    a group's choice is the config with the lowest mean regret (averaged over the budgets
    and the group's samplers), and it replaces the code's default only if it beats the default
-   by more than one standard error of their paired difference over the tuning seeds.
+   by more than one standard error of their paired difference over the tuning seeds. A group
+   that only trades time per trial (``cost_only``, its grid ordered from dearest to cheapest)
+   chooses the cheapest config whose regret exceeds the default's by no more than one such
+   standard error.
 2. **Report** (seeds 0-29, looked at by no choice): every sampler at its code defaults, mean
    regret ± standard error, and a two-objective hypervolume after 100 evaluations.
 
@@ -101,10 +104,10 @@ def _evolution(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
 
 
 def _guided(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    predictor = KernelPredictor(exploration=c["exploration"])
-    return RegularizedEvolutionSampler(
-        predictor=predictor, num_candidates=c["num_candidates"], seed=s
-    )
+    options = {k: c[k] for k in ("exploration", "reselect_every") if k in c}
+    predictor = KernelPredictor(**options)
+    num_candidates = c.get("num_candidates", GUIDED_NUM_CANDIDATES)
+    return RegularizedEvolutionSampler(predictor=predictor, num_candidates=num_candidates, seed=s)
 
 
 def _progressive(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -112,7 +115,10 @@ def _progressive(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
 
 
 def _progressive_guided(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    return ProgressiveSampler(**c, predictor=KernelPredictor(), seed=s)
+    predictor = KernelPredictor(**{k: c[k] for k in ("reselect_every",) if k in c})
+    return ProgressiveSampler(
+        **{k: v for k, v in c.items() if k != "reselect_every"}, predictor=predictor, seed=s
+    )
 
 
 def _reinforce(s: int, c: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -130,6 +136,7 @@ class Group:
     default: tuple[Any, ...]
     grid: tuple[tuple[Any, ...], ...]
     samplers: tuple[tuple[str, Callable[[int, dict[str, Any]], Any]], ...]
+    cost_only: bool = False  # the options only save time: keep the cheapest that is no worse
 
     def label(self, sampler: str, config: tuple[Any, ...]) -> str:
         return (
@@ -166,6 +173,14 @@ GROUPS = (
         ),
         tuple(itertools.product((3, 5, 10), (3, 5, 10))),
         (("progressive", _progressive), ("progressive_predictor", _progressive_guided)),
+    ),
+    Group(
+        "predictor: observations between length-scale re-selections (time per trial only)",
+        ("reselect_every",),
+        (_default(KernelPredictor, "reselect_every"),),
+        ((1,), (5,), (10,), (25,)),
+        (("evolution_predictor", _guided), ("progressive_predictor", _progressive_guided)),
+        cost_only=True,
     ),
     Group(
         "reinforce: learning rate",
@@ -268,6 +283,12 @@ def tune(runs: list[dict[str, Any]], budgets: tuple[int, ...]) -> list[dict[str,
         default = g.default if g.default in score else best
         gain = score[default] - score[best]
         chosen = best if gain.mean() > _se(gain) else default
+        if g.cost_only:  # the cheapest config no worse than the default by more than one SE
+            chosen = [
+                c
+                for c in g.grid
+                if (score[c] - score[default]).mean() <= _se(score[c] - score[default])
+            ][-1]
         out.append(
             {
                 "group": g.title,
@@ -395,7 +416,9 @@ Notes:
   above was chosen on the tuning seeds 100-129; seeds 0-29 were looked at by no choice. A
   config replaces the code's default only if it beats it by more than one standard error
   (paired over the tuning seeds) of the regret averaged over 50/100/200 evaluations (and, for
-  progressive, over both rows).
+  progressive, over both rows); a group that only saves time per trial (the predictor's
+  re-selection interval) takes the cheapest config whose regret is not worse than the
+  default's by more than that standard error.
 - Each group was tuned with the other options at their defaults (coordinate steps, not a
   joint search), rerunning until every group's choice was the code's default; the predictor's
   exploration was tuned on guided evolution and is shared with guided progressive search.

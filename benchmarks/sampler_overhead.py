@@ -53,13 +53,13 @@ SAMPLERS: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
     "evolution_predictor": lambda: create_sampler(
         "evolution", predictor=KernelPredictor(), num_candidates=20, seed=0
     ),
-    "evolution_predictor_r10": lambda: create_sampler(
-        "evolution", predictor=KernelPredictor(reselect_every=10), num_candidates=20, seed=0
+    "evolution_predictor_r1": lambda: create_sampler(
+        "evolution", predictor=KernelPredictor(reselect_every=1), num_candidates=20, seed=0
     ),
     "reinforce": lambda: create_sampler("reinforce", seed=0),
     "progressive": lambda: create_sampler("progressive", seed=0),
 }
-OURS = ("evolution", "evolution_predictor", "evolution_predictor_r10", "reinforce", "progressive")
+OURS = ("evolution", "evolution_predictor", "evolution_predictor_r1", "reinforce", "progressive")
 
 
 def history(n: int, seed: int) -> list[optuna.trial.FrozenTrial]:
