@@ -201,7 +201,10 @@ def _with_slot(
             _compat.study_storage(trial.study).set_trial_system_attr(
                 _compat.trial_id(trial), SURPLUS_ATTR, True
             )
-            raise _Surplus(f"all {n_trials} trial slots were taken by other workers' trials")
+            raise _Surplus(
+                f"no free slot of the {n_trials} for this trial: all taken by other trials, or "
+                "the free one left to a waiting retry of a failed trial"
+            )
         return objective(trial)
 
     return run
@@ -224,7 +227,8 @@ def _claim_slot(
     poll_interval: float,
     hint: list[FrozenTrial] | None = None,
 ) -> bool:
-    """Claim a free slot of the ``n_trials`` for ``trial``; False if all are finished.
+    """Claim a free slot of the ``n_trials`` for ``trial``; False if all are finished, or if
+    the free slot is left to a failed trial's retry waiting to be asked.
 
     ``hint`` is the trials as the caller read them just before this trial was asked (saving
     a read of the history per trial). It may be stale, which is safe: the claim board decides
@@ -257,9 +261,20 @@ def _claim_slot(
             if stale_view:
                 continue  # decide "all finished" on a fresh read only
             return False
-        for slot in range(capacity):
-            if slot in taken:
-                continue
+        # A failed trial's retry (Optuna's RetryFailedTrialCallback) waits to be asked: a free
+        # slot goes to it, not to a new trial that happens to have been asked first (a rerun
+        # started before a killed trial was stale would otherwise run a new architecture and
+        # leave the retry as surplus).
+        retry_waiting = any(
+            t.state is TrialState.WAITING and "failed_trial" in t.system_attrs for t in trials
+        )
+        free = [slot for slot in range(capacity) if slot not in taken]
+        mine_is_retry = "failed_trial" in _compat.started_system_attrs(trial)
+        if free and retry_waiting and not mine_is_retry:
+            if stale_view:
+                continue  # step aside on a fresh read only
+            return False
+        for slot in free:
             storage.set_trial_system_attr(me, SLOT_ATTR, [me, slot])  # before the claim
             owner_id = board.claim(study_id, f"slot:{slot}", me)
             if owner_id == me:
