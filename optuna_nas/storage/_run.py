@@ -239,6 +239,7 @@ def _claim_slot(
     storage, me = _compat.study_storage(study), _compat.trial_id(trial)
     study_id = _compat.study_id(study)
     board = claim_board(storage)
+    mine_is_retry = "failed_trial" in _compat.started_system_attrs(trial)
     while True:
         stale_view = hint is not None
         trials = hint if hint is not None else study.get_trials(deepcopy=False)
@@ -269,7 +270,6 @@ def _claim_slot(
             t.state is TrialState.WAITING and "failed_trial" in t.system_attrs for t in trials
         )
         free = [slot for slot in range(capacity) if slot not in taken]
-        mine_is_retry = "failed_trial" in _compat.started_system_attrs(trial)
         if free and retry_waiting and not mine_is_retry:
             if stale_view:
                 continue  # step aside on a fresh read only
