@@ -28,6 +28,7 @@ from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 from optuna.storages import GrpcStorageProxy
 from optuna.storages import RDBStorage
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages._cached_storage import _CachedStorage
 from optuna.storages._cached_storage import _StudyInfo
 from optuna.storages._heartbeat import BaseHeartbeat
@@ -60,6 +61,7 @@ __all__ = [
     "journal_file_path",
     "redis_client",
     "redis_prefix",
+    "retry_follows",
     "set_trial_user_attrs",
     "started_system_attrs",
     "study_id",
@@ -311,6 +313,19 @@ class Heartbeat(BaseHeartbeat):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         return self.stale_trial_ids(study_id)
+
+
+def retry_follows(storage: BaseStorage, failed: FrozenTrial) -> bool:
+    """Whether failing ``failed`` as stale queues a retry of it: ``storage``'s stale-trial
+    callback is a :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` whose ``max_retry``
+    (``_max_retry``) the trial's retry history has not used up."""
+    get_callback = getattr(storage, "get_heartbeat_stale_trial_callback", None)
+    callback = get_callback() if callable(get_callback) else None
+    if not isinstance(callback, RetryHeartbeatStaleTrialCallback):
+        return False
+    max_retry = callback._max_retry
+    done = len(failed.system_attrs.get("retry_history", ()))
+    return max_retry is None or done + 1 <= max_retry
 
 
 # --- Optuna's gRPC storage proxy ------------------------------------------------------------

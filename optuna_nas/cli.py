@@ -120,7 +120,9 @@ def load(storage: str, study: str | None) -> optuna.Study:
 
     _check_storage(storage)
     opened = open_storage(storage, heartbeat_interval=None)
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage=opened))
+    # Names only: a summary reads every study's trials, slow on a big database and a KeyError
+    # when another client deletes a study meanwhile.
+    names = sorted(optuna.get_all_study_names(storage=opened))
     if study is None:
         if len(names) != 1:
             raise CommandError(f"--study is required: {storage} holds studies {names}.")

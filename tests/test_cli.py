@@ -117,6 +117,36 @@ def test_report_prints_front_and_writes_files(
     assert (tmp_path / "pareto_front.png").is_file() and (tmp_path / "pareto_front.html").is_file()
 
 
+def test_a_study_loads_while_another_client_deletes_other_studies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CI on a shared PostgreSQL: another client deleted its study between the listing of the
+    # studies and the reading of that study's trials, and `export` failed with "Record does
+    # not exist."; the commands read only the names, and only this study's trials.
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    mine = optuna.create_study(storage=url, study_name="mine")
+    mine.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    gone = optuna.create_study(storage=url, study_name="gone")
+    gone_id = gone._study_id
+    # The class the CLI's study reads through (Optuna wraps an RDB in its cache).
+    kind = type(optuna.storages.get_storage(open_storage(url, heartbeat_interval=None)))
+    read = kind.get_all_trials
+
+    def deleted_meanwhile(self: object, study_id: int, *args: object, **kw: object) -> object:
+        if study_id == gone_id:
+            raise KeyError("Record does not exist.")
+        return read(self, study_id, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kind, "get_all_trials", deleted_meanwhile)
+    # The study loads: the error is about its trial (the mock objective stored no spec).
+    assert _error(capsys, ["spec", "--storage", url, "--study", "mine", "--trial", "1"]) == (
+        "optuna-nas spec: error: trial 1 of study 'mine' stores no spec."
+    )
+    assert _error(capsys, ["spec", "--storage", url, "--study", "nope", "--trial", "0"]) == (
+        f"optuna-nas spec: error: no study 'nope' in {url}; its studies are ['gone', 'mine']."
+    )
+
+
 def test_errors_are_one_line(
     storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from typing import Any
+import warnings
 
 import numpy as np
 import optuna
@@ -496,6 +497,30 @@ def test_is_heartbeat_enabled_on_an_rdb(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'h.db'}"
     assert _compat.is_heartbeat_enabled(RDBStorage(url, heartbeat_interval=60))
     assert not _compat.is_heartbeat_enabled(RDBStorage(url))
+
+
+def test_retry_follows_when_the_retry_callback_will_queue_a_retry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with warnings.catch_warnings():  # experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    storage = RDBStorage(url, heartbeat_interval=60, heartbeat_stale_trial_callback=callback)
+    study = optuna.create_study(storage=storage)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))  # as failed as stale
+    failed = study.trials[0]
+    assert _compat.retry_follows(storage, failed)
+    callback(study, failed)  # queues its retry
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    study.add_trial(
+        optuna.trial.create_trial(state=TrialState.FAIL, system_attrs=retry.system_attrs)
+    )
+    failed_again = study.trials[-1]
+    assert not _compat.retry_follows(storage, failed_again)  # max_retry=1 used up
+    callback(study, failed_again)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # as the callback decided
+    assert _compat.retry_follows(_compat.cached_storage(storage), failed)  # as Optuna wraps it
+    assert not _compat.retry_follows(RDBStorage(url, heartbeat_interval=60), failed)
+    assert not _compat.retry_follows(InMemoryStorage(), failed)
 
 
 # --- Optuna's gRPC storage proxy ------------------------------------------------------------

@@ -16,6 +16,16 @@ last slot in a photo finish with another worker is never evaluated: it ends ``FA
 ``system_attrs["optuna_nas:surplus"]`` (at most one per worker and only in that race; it
 counts as neither finished nor lost).
 
+A slot freed by a trial failed as stale (its worker died) is kept for that trial's retry while
+the storage's retry callback (``RetryHeartbeatStaleTrialCallback``) is about to queue it: Optuna's
+``fail_stale_trials`` fails the trial first and queues the retry after, so a worker reading in
+between would otherwise start a new architecture in the slot and leave the killed one unrun.
+The slot is kept until the retry exists (a new trial that then finds it free steps aside, and
+the next ask runs the retry), or for at most the grace period if none comes (the process that
+failed the trial died before queuing it). A trial whose objective raised is marked
+``system_attrs["optuna_nas:raised"]`` by its worker: it gets no retry, and its slot is free at
+once.
+
 With heartbeats, every worker also fails stale trials in a background thread (every half
 heartbeat interval), not only between its own trials as ``Study.optimize`` does, so a trial
 whose worker was killed is failed (and its retry enqueued) within about two heartbeats plus
@@ -54,6 +64,7 @@ from optuna_nas.storage._claims import claim_board
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SLOT_ATTR = "optuna_nas:slot"
 SURPLUS_ATTR = "optuna_nas:surplus"
+RAISED_ATTR = "optuna_nas:raised"
 
 Objective = Callable[[optuna.Trial], Any]
 
@@ -119,8 +130,9 @@ def run_study(
     bad_setup: list[SetupError] = []
     seen: list[list[FrozenTrial]] = []  # the loop's latest read of the trials, for the slot
     ran_ids: list[int] = []  # the trial this worker ran last, judged on the next read
+    kept = _KeptForRetry(study) if slots else None
     wrapped = _stop_on_setup_error(
-        _with_slot(objective, n_trials, poll_interval, seen) if slots else objective,
+        _with_slot(objective, n_trials, poll_interval, seen, kept) if kept else objective,
         bad_setup,
         ran_ids,
     )
@@ -145,7 +157,8 @@ def run_study(
                 if slots:
                     _settle(study, poll_interval)
                 return ran
-            if slots and finished + sum(_holds_slot(t) for t in trials) >= n_trials:
+            held = sum(_holds_slot(t) for t in trials) + len(kept.slots(trials)) if kept else 0
+            if slots and finished + held >= n_trials:
                 _fail_stale(study)
                 time.sleep(poll_interval)
                 continue
@@ -193,19 +206,32 @@ def _stop_on_setup_error(
 
 
 def _with_slot(
-    objective: Objective, n_trials: int, poll_interval: float, seen: list[list[FrozenTrial]]
+    objective: Objective,
+    n_trials: int,
+    poll_interval: float,
+    seen: list[list[FrozenTrial]],
+    kept: _KeptForRetry,
 ) -> Objective:
     def run(trial: optuna.Trial) -> Any:
         hint = seen.pop() if seen else None
-        if not _claim_slot(trial, n_trials, poll_interval, hint):
-            _compat.study_storage(trial.study).set_trial_system_attr(
-                _compat.trial_id(trial), SURPLUS_ATTR, True
-            )
+        storage, me = _compat.study_storage(trial.study), _compat.trial_id(trial)
+        if not _claim_slot(trial, n_trials, poll_interval, hint, kept):
+            storage.set_trial_system_attr(me, SURPLUS_ATTR, True)
             raise _Surplus(
                 f"no free slot of the {n_trials} for this trial: all taken by other trials, or "
                 "the free one left to a waiting retry of a failed trial"
             )
-        return objective(trial)
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except BaseException:
+            # Failed here, not as stale: no retry will come, so its slot is free at once.
+            try:
+                storage.set_trial_system_attr(me, RAISED_ATTR, True)
+            except Exception:  # the storage went away: the objective's error is the one to see
+                _logger.debug("marking a failed trial failed; skipped", exc_info=True)
+            raise
 
     return run
 
@@ -221,14 +247,51 @@ def _holds_slot(t: FrozenTrial) -> bool:
     return t.state is TrialState.RUNNING and _slot_of(t) is not None
 
 
+class _KeptForRetry:
+    """The slots of trials failed as stale whose retry is about to be queued (see the module's
+    docstring); each is kept for at most the grace period from when this worker first saw it."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self._storage = _compat.study_storage(study)
+        self._patience = _stale_after(study)
+        self._first_seen: dict[int, float] = {}
+
+    def slots(self, trials: Sequence[FrozenTrial]) -> set[int]:
+        """The slots kept, as ``trials`` show them (a slot another trial finished in is
+        nobody's to keep)."""
+        waiting: dict[int, FrozenTrial] = {}
+        retried: set[int] = set()
+        used: set[int] = set()
+        for t in trials:
+            retried.update(t.system_attrs.get("retry_history", ()))
+            slot = _slot_of(t)
+            if slot is None:
+                continue
+            if t.state in FINISHED:
+                used.add(slot)  # used up (by the failed trial's retry, or a takeover)
+            elif not (t.system_attrs.get(RAISED_ATTR) or t.system_attrs.get(SURPLUS_ATTR)):
+                waiting[t.number] = t
+        now = time.monotonic()
+        kept: set[int] = set()
+        for number, t in waiting.items():
+            slot = _slot_of(t)
+            if number in retried or slot in used or not _compat.retry_follows(self._storage, t):
+                continue
+            if now - self._first_seen.setdefault(number, now) < self._patience:
+                kept.add(slot)  # type: ignore[arg-type]
+        return kept
+
+
 def _claim_slot(
     trial: optuna.Trial,
     n_trials: int,
     poll_interval: float,
     hint: list[FrozenTrial] | None = None,
+    kept: _KeptForRetry | None = None,
 ) -> bool:
     """Claim a free slot of the ``n_trials`` for ``trial``; False if all are finished, or if
-    the free slot is left to a failed trial's retry waiting to be asked.
+    the free slot is left to a failed trial's retry waiting to be asked. A slot ``kept`` for a
+    retry about to be queued is not free (except to a retry).
 
     ``hint`` is the trials as the caller read them just before this trial was asked (saving
     a read of the history per trial). It may be stale, which is safe: the claim board decides
@@ -269,7 +332,8 @@ def _claim_slot(
         retry_waiting = any(
             t.state is TrialState.WAITING and "failed_trial" in t.system_attrs for t in trials
         )
-        free = [slot for slot in range(capacity) if slot not in taken]
+        keep = kept.slots(trials) if kept is not None and not mine_is_retry else set()
+        free = [slot for slot in range(capacity) if slot not in taken and slot not in keep]
         if free and retry_waiting and not mine_is_retry:
             if stale_view:
                 continue  # step aside on a fresh read only

@@ -17,9 +17,11 @@ from optuna.trial import TrialState
 
 from optuna_nas.storage import open_storage
 from optuna_nas.storage import run_study
+from optuna_nas.storage._run import RAISED_ATTR
 from optuna_nas.storage._run import SLOT_ATTR
 from optuna_nas.storage._run import SURPLUS_ATTR
 from optuna_nas.storage._run import _claim_slot
+from optuna_nas.storage._run import _KeptForRetry
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -122,3 +124,98 @@ def test_a_slot_claim_on_a_stale_view_of_the_trials_takes_a_free_slot_or_none(
         thread.start()
         thread.join(timeout=10)
         assert found == [False]
+
+
+def _failed_holding_slot_0(study: optuna.Study, *, raised: bool = False) -> optuna.Trial:
+    """A trial that claimed slot 0 of 1 and was then failed, as Optuna's ``fail_stale_trials``
+    leaves it before the retry callback runs (``raised``: failed by its own worker instead)."""
+    with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize"
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert _claim_slot(trial, 1, 0.01)
+    if raised:
+        study._storage.set_trial_system_attr(trial._trial_id, RAISED_ATTR, True)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return trial
+
+
+def _claim_in_thread(study: optuna.Study, kept: _KeptForRetry) -> tuple[list, threading.Thread]:
+    found: list = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask()
+
+    def claim() -> None:
+        start = time.monotonic()
+        found.append(_claim_slot(trial, 1, 0.05, None, kept))
+        found.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=claim, daemon=True)
+    thread.start()
+    return found, thread
+
+
+def test_a_slot_freed_by_a_stale_trial_waits_for_its_retry(tmp_path: Path) -> None:
+    # fail_stale_trials fails a killed trial, then its callback queues the retry: a new trial
+    # that looks in between must not take the slot (CI: the killed architecture ended unrun).
+    study = _study(tmp_path)
+    killed = _failed_holding_slot_0(study)
+    found, thread = _claim_in_thread(study, _KeptForRetry(study))
+    time.sleep(0.5)
+    assert thread.is_alive() and not found  # the slot is kept: no retry yet, within the grace
+    storage = study._storage
+    storage.get_heartbeat_stale_trial_callback()(  # type: ignore[attr-defined]
+        study, storage.get_trial(killed._trial_id)
+    )
+    thread.join(timeout=10)
+    assert found[0] is False  # the new trial steps aside, the free slot goes to the retry
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        retry = study.ask()
+    assert study._storage.get_trial(retry._trial_id).system_attrs["failed_trial"] == killed.number
+    assert _claim_slot(retry, 1, 0.05, None, _KeptForRetry(study))
+
+
+def test_a_slot_kept_for_a_retry_that_never_comes_frees_after_the_grace(tmp_path: Path) -> None:
+    # The process failing the trial died before queuing the retry: the slot frees after the
+    # grace period (2 s) from when this worker first saw it.
+    study = _study(tmp_path)
+    _failed_holding_slot_0(study)
+    found, thread = _claim_in_thread(study, _KeptForRetry(study))
+    thread.join(timeout=10)
+    assert found[0] is True
+    assert 2.0 <= found[1] < 4.0
+
+
+def test_a_slot_of_a_trial_whose_objective_raised_is_free_at_once(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    _failed_holding_slot_0(study, raised=True)  # no retry comes for such a trial
+    found, thread = _claim_in_thread(study, _KeptForRetry(study))
+    thread.join(timeout=10)
+    assert found[0] is True and found[1] < 1.0
+
+
+def test_a_slot_of_a_stale_trial_without_retries_left_is_free_at_once(tmp_path: Path) -> None:
+    storage = open_storage(
+        f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2, max_retry=0
+    )
+    study = optuna.create_study(storage=storage, study_name="s")
+    _failed_holding_slot_0(study)
+    found, thread = _claim_in_thread(study, _KeptForRetry(study))
+    thread.join(timeout=10)
+    assert found[0] is True and found[1] < 1.0
+
+
+def test_run_study_marks_a_trial_whose_objective_raised(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:
+            raise ValueError("a bad candidate")
+        return x
+
+    run_study(study, objective, n_trials=1, catch=(ValueError,), poll_interval=0.05)
+    failed, done = study.get_trials()
+    assert failed.state is TrialState.FAIL and failed.system_attrs[RAISED_ATTR] is True
+    assert done.state is TrialState.COMPLETE and RAISED_ATTR not in done.system_attrs
