@@ -46,6 +46,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 import contextlib
+import itertools
 import threading
 import time
 from typing import Any
@@ -333,12 +334,14 @@ def _claim_slot(
             t.state is TrialState.WAITING and "failed_trial" in t.system_attrs for t in trials
         )
         keep = kept.slots(trials) if kept is not None and not mine_is_retry else set()
-        free = [slot for slot in range(capacity) if slot not in taken and slot not in keep]
-        if free and retry_waiting and not mine_is_retry:
+        # Lazily: n_trials may be huge (a run bounded by its timeout), the slots in use few.
+        free = (slot for slot in range(capacity) if slot not in taken and slot not in keep)
+        first = next(free, None)
+        if first is not None and retry_waiting and not mine_is_retry:
             if stale_view:
                 continue  # step aside on a fresh read only
             return False
-        for slot in free:
+        for slot in itertools.chain(() if first is None else (first,), free):
             storage.set_trial_system_attr(me, SLOT_ATTR, [me, slot])  # before the claim
             owner_id = board.claim(study_id, f"slot:{slot}", me)
             if owner_id == me:

@@ -219,3 +219,22 @@ def test_run_study_marks_a_trial_whose_objective_raised(tmp_path: Path) -> None:
     failed, done = study.get_trials()
     assert failed.state is TrialState.FAIL and failed.system_attrs[RAISED_ATTR] is True
     assert done.state is TrialState.COMPLETE and RAISED_ATTR not in done.system_attrs
+
+
+def test_a_run_bounded_by_its_timeout_claims_slots_at_once(tmp_path: Path) -> None:
+    # A huge n_trials with a timeout (run until the deadline): the slot claim listed every
+    # free slot before taking the first, so with 10**9 a worker hung (benchmarks/scale.py);
+    # with 10**7 each claim took over a second.
+    study = _study(tmp_path)
+    ran: list[int] = []
+
+    def run() -> None:
+        objective = lambda t: t.suggest_float("x", 0, 1)  # noqa: E731
+        ran.append(run_study(study, objective, n_trials=10**7, timeout=1.0, poll_interval=0.05))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "run_study did not stop at its timeout"
+    assert ran[0] >= 5
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == ran[0]
