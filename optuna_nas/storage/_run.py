@@ -336,12 +336,17 @@ def _claim_slot(
         keep = kept.slots(trials) if kept is not None and not mine_is_retry else set()
         # Lazily: n_trials may be huge (a run bounded by its timeout), the slots in use few.
         free = (slot for slot in range(capacity) if slot not in taken and slot not in keep)
-        first = next(free, None)
-        if first is not None and retry_waiting and not mine_is_retry:
+        # Trials asked at about the same time would all try the lowest free slot, and each
+        # loser pays a write, a claim and a read per slot it tries: start at a free slot of
+        # the first few picked by the trial id (every free slot is still tried, in turn).
+        spread = 1 + sum(t.state is TrialState.RUNNING for t in trials)
+        head = list(itertools.islice(free, spread))
+        if head and retry_waiting and not mine_is_retry:
             if stale_view:
                 continue  # step aside on a fresh read only
             return False
-        for slot in itertools.chain(() if first is None else (first,), free):
+        start = me % len(head) if head else 0
+        for slot in itertools.chain(head[start:], head[:start], free):
             storage.set_trial_system_attr(me, SLOT_ATTR, [me, slot])  # before the claim
             owner_id = board.claim(study_id, f"slot:{slot}", me)
             if owner_id == me:

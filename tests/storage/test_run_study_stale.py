@@ -14,7 +14,9 @@ import warnings
 
 import optuna
 from optuna.trial import TrialState
+import pytest
 
+from optuna_nas.storage import claim_board
 from optuna_nas.storage import open_storage
 from optuna_nas.storage import run_study
 from optuna_nas.storage._run import RAISED_ATTR
@@ -103,7 +105,7 @@ def test_a_slot_claim_on_a_stale_view_of_the_trials_takes_a_free_slot_or_none(
     with warnings.catch_warnings():  # "Heartbeat ... supposed to be used with Study.optimize"
         warnings.simplefilter("ignore", UserWarning)
         other, mine = study.ask(), study.ask()
-        assert _claim_slot(other, 2, 0.01)  # another worker takes slot 0 meanwhile
+        assert _claim_slot(other, 2, 0.01, before)  # another worker takes slot 0 meanwhile
         assert _claim_slot(mine, 2, 0.01, before)  # the view says 0 is free; the board refuses
         slots = {t.number: t.system_attrs[SLOT_ATTR][1] for t in study.get_trials()}
         assert slots == {other.number: 0, mine.number: 1}
@@ -238,3 +240,29 @@ def test_a_run_bounded_by_its_timeout_claims_slots_at_once(tmp_path: Path) -> No
     assert not thread.is_alive(), "run_study did not stop at its timeout"
     assert ran[0] >= 5
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == ran[0]
+
+
+def test_trials_asked_together_start_their_claims_at_different_slots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 8 workers that asked at about the same time see the same trials: all trying the lowest
+    # free slot first made the k-th claimer lose k times (a write, a claim and a read each).
+    study = _study(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        trials = [study.ask() for _ in range(8)]
+    view = study.get_trials(deepcopy=False)  # all 8 RUNNING, none holding a slot yet
+    board = claim_board(study._storage)  # type: ignore[arg-type]
+    claims: list[str] = []
+    claim = type(board).claim
+
+    def counted(self: object, study_id: int, key: str, trial_id: int) -> int:
+        claims.append(key)
+        return claim(self, study_id, key, trial_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(board), "claim", counted)
+    for trial in trials:
+        assert _claim_slot(trial, 100, 0.01, view)
+    held = [t.system_attrs[SLOT_ATTR][1] for t in study.get_trials()]
+    assert len(set(held)) == 8  # one slot each
+    assert len(claims) < 8 + 8  # lowest-first took 8 + 28 claims (36)
