@@ -270,8 +270,10 @@ class _KeptForRetry:
                 continue
             if t.state in FINISHED:
                 used.add(slot)  # used up (by the failed trial's retry, or a takeover)
-            elif not (t.system_attrs.get(RAISED_ATTR) or t.system_attrs.get(SURPLUS_ATTR)):
-                waiting[t.number] = t
+            elif t.state is TrialState.FAIL and not (
+                t.system_attrs.get(RAISED_ATTR) or t.system_attrs.get(SURPLUS_ATTR)
+            ):
+                waiting[t.number] = t  # failed as stale (a running trial holds its own slot)
         now = time.monotonic()
         kept: set[int] = set()
         for number, t in waiting.items():

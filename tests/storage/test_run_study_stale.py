@@ -208,6 +208,28 @@ def test_a_slot_of_a_stale_trial_without_retries_left_is_free_at_once(tmp_path: 
     assert found[0] is True and found[1] < 1.0
 
 
+def test_a_running_trials_slot_is_not_also_kept_for_a_retry(tmp_path: Path) -> None:
+    # Only a trial failed as stale has its slot kept: a live running trial's slot counted as
+    # held and as kept made a worker wait (up to the grace) for slots that were free.
+    study = _study(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        other = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert _claim_slot(other, 2, 0.01)
+    study._storage.record_heartbeat(other._trial_id)  # type: ignore[attr-defined]
+    assert _KeptForRetry(study).slots(study.get_trials(deepcopy=False)) == set()
+    began: list[float] = []
+    start = time.monotonic()
+
+    def objective(trial: optuna.Trial) -> float:
+        began.append(time.monotonic() - start)
+        return trial.suggest_float("x", 0, 1)
+
+    # 2 slots, 1 held by the other worker's live trial: this worker starts in the other at once.
+    run_study(study, objective, n_trials=2, timeout=1.5, poll_interval=0.05)
+    assert began and began[0] < 1.0
+
+
 def test_run_study_marks_a_trial_whose_objective_raised(tmp_path: Path) -> None:
     study = _study(tmp_path)
 
