@@ -21,9 +21,13 @@ Measured per configuration:
   counted;
 * **scaling efficiency**: trials/s over ``w`` times the 1-worker trials/s of the same storage,
   sampler and history (ideal 1.0; with a 1 s objective one worker makes at most 1 trial/s);
-* **sampler ms per trial**: the time a trial spends in the sampler's hooks
-  (``infer_relative_search_space``, ``sample_relative``, ``sample_independent``), median and
-  95th percentile over the window's trials, timed inside each worker;
+* **sampler ms per trial**: the wall time a trial spends in the sampler's hooks that run
+  for its ``ask`` and its suggestions (``before_trial``, where our samplers plan the trial,
+  ``infer_relative_search_space``, ``sample_relative``, ``sample_independent``), median and
+  95th percentile over the window's trials, timed inside each worker; and the CPU time of the
+  worker's thread over the same hooks (median), which is what the ask costs without waiting
+  for a core or for the storage (on 2 cores shared by 16 workers, the proxy and PostgreSQL,
+  most of the wall time is waiting);
 * **server CPU ms per trial**: CPU seconds of the PostgreSQL server processes (and of the
   proxy, through gRPC) over the window, read from ``/proc``, per trial of the window;
 * **lost / duplicated / stuck**: trials a worker saw finish that the study does not hold as
@@ -35,11 +39,11 @@ worker), so these numbers measure how the protocol scales on one small host, not
 Targets (issue #17): 16 workers through the proxy at least 10x one worker, 0 lost or
 duplicated; a sampler's ask under 50 ms at 2,000 trials with 16 workers.
 
-    python benchmarks/scale.py            # full matrix, 16-worker rows 3 times, about 24 minutes
-    python benchmarks/scale.py --smoke    # 1 and 2 workers, PostgreSQL only, about a minute
+    python benchmarks/scale.py          # full matrix, 1- and 16-worker rows 3 times, ~29 min
+    python benchmarks/scale.py --smoke  # 1 worker on PostgreSQL, 2 through the proxy, ~1 min
 
-Writes ``benchmarks/results/scale.json`` and regenerates ``benchmarks/RESULTS.md`` (not in
-``--smoke`` mode).
+Writes ``benchmarks/results/scale.json`` and regenerates ``benchmarks/RESULTS.md``;
+``--smoke`` writes ``scale.json`` only where ``--out`` names a folder, and no RESULTS.md.
 """
 
 from __future__ import annotations
@@ -87,18 +91,21 @@ def score(params: dict[str, Any]) -> float:
 
 
 class TimedSampler(optuna.samplers.BaseSampler):
-    """Delegates to ``inner`` and adds up the seconds each trial spends in its hooks."""
+    """Delegates to ``inner`` and adds up the wall and thread-CPU seconds each trial spends in
+    the hooks of its ask and suggestions (all but ``after_trial``)."""
 
     def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
         self.inner = inner
         self.seconds: dict[int, float] = {}
+        self.cpu_seconds: dict[int, float] = {}
 
     def _timed(self, number: int, call: Any, *args: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return call(*args)
         finally:
             self.seconds[number] = self.seconds.get(number, 0.0) + time.perf_counter() - start
+            self.cpu_seconds[number] = self.cpu_seconds.get(number, 0.0) + time.thread_time() - cpu
 
     def infer_relative_search_space(self, study: Any, trial: Any) -> Any:
         return self._timed(trial.number, self.inner.infer_relative_search_space, study, trial)
@@ -111,7 +118,7 @@ class TimedSampler(optuna.samplers.BaseSampler):
         return self._timed(trial.number, call, study, trial, name, dist)
 
     def before_trial(self, study: Any, trial: Any) -> None:
-        self.inner.before_trial(study, trial)
+        self._timed(trial.number, self.inner.before_trial, study, trial)
 
     def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
         self.inner.after_trial(study, trial, state, values)
@@ -153,6 +160,7 @@ def worker(url: str, study_name: str, sampler_name: str, seed: int, go: str) -> 
             "start": trial.datetime_start.timestamp() if trial.datetime_start else None,
             "end": time.time(),
             "sampler_s": sampler.seconds.pop(trial.number, 0.0),
+            "sampler_cpu_s": sampler.cpu_seconds.pop(trial.number, 0.0),
         }
         print(json.dumps(line), flush=True)
 
@@ -300,6 +308,7 @@ def run_config(
     in_window = [ln for ln in seen if window_start <= ln["end"] <= window_end]
     numbers = [ln["trial"] for ln in seen]
     sampler_ms = [1000 * ln["sampler_s"] for ln in in_window]
+    sampler_cpu_ms = [1000 * ln["sampler_cpu_s"] for ln in in_window]
     window = window_end - window_start
     optuna.delete_study(study_name=name, storage=POSTGRES)
     return {
@@ -312,6 +321,7 @@ def run_config(
         "trials_per_second": len(in_window) / window if window > 0 else 0.0,
         "sampler_ms_median": statistics.median(sampler_ms) if sampler_ms else None,
         "sampler_ms_p95": _quantile(sampler_ms, 0.95),
+        "sampler_cpu_ms_median": statistics.median(sampler_cpu_ms) if sampler_cpu_ms else None,
         "server_cpu_ms_per_trial": 1000 * (cpu1 - cpu0) / max(1, len(in_window)),
         "lost": sum(held.get(n) is not TrialState.COMPLETE for n in numbers),
         "duplicated": len(numbers) - len(set(numbers)),
@@ -355,7 +365,7 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plan(smoke: bool) -> list[tuple[str, str, int, int]]:
     if smoke:
-        return [("postgresql", "tpe", w, 0) for w in (1, 2)]
+        return [("postgresql", "tpe", 1, 0), ("grpc", "evolution", 2, 0)]
     configs = [
         (storage, sampler, w, 0)
         for storage in ("postgresql", "grpc")
@@ -379,13 +389,15 @@ def section(result: dict[str, Any]) -> str:
         f"`python benchmarks/scale.py` → `benchmarks/results/scale.json`; {m['cpus']} cores "
         f"({m['platform']}), Python {m['python']}, optuna {m['optuna']}; PostgreSQL, every "
         f"worker and the proxy on this one machine; a 1 s objective, "
-        f"{result['seconds']:.0f} s steady window per row; a 16-worker row is the median of "
-        f"{result.get('repeats', 1)} runs (all runs' trials/s in brackets; lost / dup. / stuck "
-        "add up every run).",
+        f"{result['seconds']:.0f} s steady window per row; a 1- or 16-worker row (the two "
+        f"ends of each ratio) is the median of {result.get('repeats', 1)} runs (all runs' "
+        "trials/s in brackets; lost / dup. / stuck add up every run). Sampler ms: wall time in "
+        "the sampler's hooks per trial (its ask and suggestions); sampler CPU ms: the worker "
+        "thread's CPU time in them (median).",
         "",
         "| storage | sampler | history | workers | trials/s | efficiency | sampler ms "
-        "(median / p95) | server CPU ms/trial | lost | dup. | stuck |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "(median / p95) | sampler CPU ms | server CPU ms/trial | lost | dup. | stuck |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = {
         (r["storage"], r["sampler"], r["history"]): r["trials_per_second"]
@@ -397,11 +409,13 @@ def section(result: dict[str, Any]) -> str:
         eff = f"{r['trials_per_second'] / (r['workers'] * one):.2f}" if one else "-"
         med = "-" if r["sampler_ms_median"] is None else f"{r['sampler_ms_median']:.1f}"
         p95 = "-" if r["sampler_ms_p95"] is None else f"{r['sampler_ms_p95']:.1f}"
+        cpu = r.get("sampler_cpu_ms_median")
+        cpu_ms = "-" if cpu is None else f"{cpu:.1f}"
         runs = r.get("trials_per_second_runs", [])
         spread = f" ({', '.join(f'{x:.2f}' for x in runs)})" if len(runs) > 1 else ""
         rows.append(
             f"| {r['storage']} | {r['sampler']} | {r['history']} | {r['workers']} | "
-            f"{r['trials_per_second']:.2f}{spread} | {eff} | {med} / {p95} | "
+            f"{r['trials_per_second']:.2f}{spread} | {eff} | {med} / {p95} | {cpu_ms} | "
             f"{r['server_cpu_ms_per_trial']:.0f} | {r['lost']} | {r['duplicated']} | "
             f"{r['stuck']} |"
         )
@@ -410,13 +424,16 @@ def section(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def speedup(result: dict[str, Any], storage: str, sampler: str, history: int = 0) -> float:
-    """Steady-state trials/s of 16 workers over 1 worker's, for one storage and sampler."""
+def speedup(result: dict[str, Any], storage: str, sampler: str, history: int = 0) -> float | None:
+    """Steady-state trials/s of 16 workers over 1 worker's, for one storage and sampler;
+    None without both rows (``--smoke``)."""
     rate = {
         r["workers"]: r["trials_per_second"]
         for r in result["rows"]
         if (r["storage"], r["sampler"], r["history"]) == (storage, sampler, history)
     }
+    if 16 not in rate or 1 not in rate:
+        return None
     return float(rate[16] / rate[1])
 
 
@@ -427,6 +444,8 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool]]:
     for history in sorted({r["history"] for r in rows}):
         for sampler in ("evolution", "tpe"):
             x = speedup(result, "grpc", sampler, history)
+            if x is None:
+                continue
             out.append(
                 (
                     f"16 workers through the proxy >= 10x one worker ({sampler}, {history:,} "
@@ -451,29 +470,37 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool]]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="2 short rows; no RESULTS.md")
     parser.add_argument("--seconds", type=float, default=None, help="steady window per row")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="runs of each 16-worker row (the median is kept)"
+        "--out", type=Path, default=None, help="folder of scale.json (default: benchmarks/results)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of each 1- and 16-worker row (the median is kept)",
     )
     args = parser.parse_args(argv)
     seconds = args.seconds or (4.0 if args.smoke else 12.0)
+    repeats = 1 if args.smoke else args.repeats
     rows = []
     for storage, sampler, workers, history in plan(args.smoke):
         runs = []
-        for _ in range(args.repeats if workers == 16 else 1):
+        for _ in range(repeats if workers in (1, 16) else 1):
             runs.append(run_config(storage, sampler, workers, history, seconds))
             print(json.dumps(runs[-1]), flush=True)
         rows.append(median_run(runs))
-    result = {"seconds": seconds, "repeats": args.repeats, "rows": rows, "machine": machine()}
+    result = {"seconds": seconds, "repeats": repeats, "rows": rows, "machine": machine()}
     print(section(result))
+    out = args.out if args.smoke or args.out else ROOT / "benchmarks" / "results"
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
     if not args.smoke:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "scale.json").write_text(json.dumps(result, indent=1) + "\n")
         from _results import regenerate
 
-        regenerate(args.out)
+        regenerate(out)
     return result
 
 
