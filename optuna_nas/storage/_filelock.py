@@ -6,11 +6,20 @@ every other process waits until it has seen the file unchanged for ``grace_perio
 before deleting it. A worker killed while appending one trial result therefore stalls every
 worker of the study for 30 s, and a job takeover that should take two heartbeats takes 30 s.
 
-:class:`HolderFileLock` is the same ``O_EXCL`` lock file, but the holder writes who it is
-(host name, PID namespace, pid) into it. A waiter on the same host and namespace whose check
-finds that pid gone (or a zombie) breaks the lock at once; anywhere else (another host on a
-shared file system, a pid the waiter cannot see, a file whose holder died before writing its
-name) Optuna's rule applies: the lock is broken after ``grace_period`` seconds unchanged.
+:class:`HolderFileLock` is the same exclusive lock file, but it names its holder (host name,
+PID namespace, pid) from the moment it exists: the holder writes its name into a file of its own
+and hard-links that to the lock's name, which fails if the lock file exists, as ``O_EXCL`` does
+(so Optuna's lock and this one still exclude each other). Creating the lock file and then
+writing the name left a window (a third of a watcher's reads in a tight acquire loop saw the file
+empty) in which a ``kill -9`` left an unnamed lock file that only the grace period broke (CI: a
+job takeover took 30 s). A ``kill -9`` between writing the name and linking it leaves only the
+small ``<path>.lock.<random>.new`` file, which no lock reads. Where the file system has no hard
+links, the lock falls back to ``O_EXCL`` and then the write.
+
+A waiter on the same host and namespace whose check finds the holder's pid gone (or a zombie)
+breaks the lock at once; anywhere else (another host on a shared file system, a pid the waiter
+cannot see, a file without a name: Optuna's own lock, or this one without hard links) Optuna's
+rule applies: the lock is broken after ``grace_period`` seconds unchanged.
 
 Breaking is itself serialised by a second ``O_EXCL`` file, ``<path>.lock.break``: a breaker
 re-reads the lock file while holding it, so it can only delete the file of the dead holder it
@@ -88,6 +97,7 @@ class HolderFileLock(JournalFileOpenLock):
         self._path = filepath + ".lock"  # the name Optuna's lock uses
         self._break_file = self._path + ".break"
         self.grace_period: int = grace_period
+        self._hard_links = True
 
     def acquire(self) -> bool:
         """Block until this process has created the lock file; always returns True."""
@@ -96,15 +106,7 @@ class HolderFileLock(JournalFileOpenLock):
         seen: tuple[float, bytes] | None = None
         seen_since = last_warning = time.monotonic()
         while True:
-            try:
-                fd = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                pass
-            else:
-                try:
-                    os.write(fd, me)
-                finally:
-                    os.close(fd)
+            if self._create(me):
                 return True
             state = _read(self._path)
             if state is None:
@@ -125,6 +127,36 @@ class HolderFileLock(JournalFileOpenLock):
                 last_warning = time.monotonic()
             time.sleep(sleep_s)
             sleep_s = min(sleep_s * 2, _MAX_POLL_S)
+
+    def _create(self, me: bytes) -> bool:
+        """Create the lock file holding ``me``; False if it exists."""
+        if self._hard_links:
+            named = f"{self._path}.{uuid.uuid4().hex}.new"
+            fd = os.open(named, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            try:
+                try:
+                    os.write(fd, me)
+                finally:
+                    os.close(fd)
+                os.link(named, self._path)
+                return True
+            except FileExistsError:
+                return False
+            except OSError as err:  # no hard links here (e.g. some network or FUSE mounts)
+                _logger.debug(f"hard links fail in {self._path}'s folder ({err}); O_EXCL")
+                self._hard_links = False
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(named)
+        try:
+            fd = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, me)
+        finally:
+            os.close(fd)
+        return True
 
     def release(self) -> None:
         """Delete the lock file (renamed first, as Optuna does, so a reader never sees half)."""

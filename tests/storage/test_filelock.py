@@ -95,6 +95,35 @@ def test_a_dead_pid_in_another_pid_namespace_is_not_trusted(tmp_path: Path) -> N
     assert took >= 3.0  # that pid means another process there: wait for the grace
 
 
+def test_the_lock_file_names_its_holder_from_the_moment_it_exists(tmp_path: Path) -> None:
+    # Created, then written: a kill -9 between the two left an unnamed lock file, which only
+    # the 30 s grace period broke (CI: a job takeover took 30 s instead of two heartbeats).
+    path = str(tmp_path / "study.log")
+    lock, stop, unnamed, reads = HolderFileLock(path), threading.Event(), [], [0]
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                content = Path(path + ".lock").read_bytes()
+            except FileNotFoundError:
+                continue
+            reads[0] += 1
+            if str(os.getpid()).encode() not in content:
+                unnamed.append(content)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for _ in range(3000):
+            lock.acquire()
+            lock.release()
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert reads[0] > 0 and unnamed == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file left behind
+
+
 def test_optunas_own_lock_still_excludes_it(tmp_path: Path) -> None:
     path = str(tmp_path / "study.log")
     theirs = JournalFileOpenLock(path)
