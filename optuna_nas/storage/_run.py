@@ -305,7 +305,14 @@ def _claim_slot(
     storage, me = _compat.study_storage(study), _compat.trial_id(trial)
     study_id = _compat.study_id(study)
     board = claim_board(storage)
-    mine_is_retry = "failed_trial" in _compat.started_system_attrs(trial)
+    started = _compat.started_system_attrs(trial)
+    mine_is_retry = "failed_trial" in started
+    if mine_is_retry and started.get("retry_history"):
+        # Two processes failing the same stale trial at once can both queue a retry (on SQLite
+        # both see it RUNNING and both fail it): only the first retry of a failed trial runs.
+        replaced = started["retry_history"][-1]
+        if board.claim(study_id, f"retry:{replaced}", me) != me:
+            return False
     while True:
         stale_view = hint is not None
         trials = hint if hint is not None else study.get_trials(deepcopy=False)
