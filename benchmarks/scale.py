@@ -181,13 +181,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """Each live process's CPU seconds so far (utime + stime), by pid."""
+    out = {}
     for pid in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings, of the processes alive at both (a database backend
+    that exits in between, e.g. another client's, would otherwise count negative)."""
+    return sum(after[p] - before[p] for p in before if p in after)
 
 
 def postgres_pids() -> list[int]:
@@ -292,12 +299,12 @@ def run_config(
         window_start = (first or deadline) + 1.0
         while time.time() < window_start:
             time.sleep(0.05)
-        pg = postgres_pids()  # now: every worker's connections (backends) exist
-        cpu0 = cpu_seconds(pg) + (cpu_seconds([server]) if server else 0.0)
+        pg = postgres_pids() + ([server] if server else [])  # every worker's backend exists now
+        cpu0 = cpu_seconds(pg)
         window_end = deadline - 1.5
         while time.time() < window_end:
             time.sleep(0.05)
-        cpu1 = cpu_seconds(pg) + (cpu_seconds([server]) if server else 0.0)
+        cpu1 = cpu_seconds(pg)
         codes = [p.wait(timeout=120) for p in procs]
         lines = [json.loads(ln) for log in logs for ln in _lines(log) if ln.startswith("{")]
         errors = [ln for log in logs for ln in _lines(log) if ln[:1] != "{" and ln != READY]
@@ -322,7 +329,7 @@ def run_config(
         "sampler_ms_median": statistics.median(sampler_ms) if sampler_ms else None,
         "sampler_ms_p95": _quantile(sampler_ms, 0.95),
         "sampler_cpu_ms_median": statistics.median(sampler_cpu_ms) if sampler_cpu_ms else None,
-        "server_cpu_ms_per_trial": 1000 * (cpu1 - cpu0) / max(1, len(in_window)),
+        "server_cpu_ms_per_trial": 1000 * cpu_used(cpu0, cpu1) / max(1, len(in_window)),
         "lost": sum(held.get(n) is not TrialState.COMPLETE for n in numbers),
         "duplicated": len(numbers) - len(set(numbers)),
         "stuck": sum(s is TrialState.RUNNING for s in held.values()),
