@@ -53,6 +53,7 @@ from typing import Any
 import warnings
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
@@ -173,16 +174,50 @@ def run_study(
                     # trials (Optuna reads the trial once more for callbacks).
                     callbacks=list(callbacks) or None,
                 )
-            except UnboundLocalError as err:
-                # Optuna 5.1's _run_trial: when telling the result and re-reading the trial
-                # both fail (the storage went away), its `finally` reads an unbound name and
-                # buries the storage's own error; raise that one.
-                if isinstance(err.__context__, Exception):
+            except Exception as err:
+                if _finished_elsewhere(study, ran_ids, err):
+                    pass
+                elif isinstance(err, UnboundLocalError) and isinstance(err.__context__, Exception):
+                    # Optuna 5.1's _run_trial: when telling the result and re-reading the trial
+                    # both fail (the storage went away), its `finally` reads an unbound name
+                    # and buries the storage's own error; raise that one.
                     raise err.__context__ from None
-                raise
+                else:
+                    raise
             ran += 1
             if bad_setup:  # the set-up's fault: every further trial would fail the same way
                 raise bad_setup[0]
+
+
+def _finished_elsewhere(study: optuna.Study, ran_ids: list[int], err: BaseException) -> bool:
+    """Whether ``err`` from Optuna's ``_run_trial`` says that the trial this worker ran was
+    finished by another process before its tell (failed as stale when its heartbeats came
+    late); if so, warn: that process stored the outcome and queued any retry, so this worker
+    goes on. Optuna raises ``UpdateFinishedTrialError`` when the trial finished during the
+    tell, and ``ValueError('Cannot tell a FAIL trial.')`` (under an ``AssertionError`` of its
+    log step in Optuna 5) when it had finished before; the trial's stored state decides."""
+    chain: BaseException | None = err
+    told_late = False
+    while chain is not None and not told_late:
+        told_late = isinstance(chain, UpdateFinishedTrialError) or (
+            isinstance(chain, ValueError) and str(chain).startswith("Cannot tell a ")
+        )
+        chain = chain.__context__
+    if not told_late or not ran_ids:
+        return False
+    storage = _compat.study_storage(study)
+    try:
+        trial = storage.get_trial(ran_ids[-1])
+    except Exception:  # the storage went away: the original error is the one to see
+        return False
+    if not trial.state.is_finished():
+        return False
+    _logger.warning(
+        f"Trial {trial.number} was finished ({trial.state.name}) by another worker before "
+        "this one could tell its result (failed as stale: were its heartbeats late?); the "
+        "result is dropped, any retry runs, and this worker goes on."
+    )
+    return True
 
 
 def _trial_by_id(trials: Sequence[FrozenTrial], trial_id: int) -> FrozenTrial | None:
@@ -438,9 +473,12 @@ def _settle(study: optuna.Study, poll_interval: float) -> None:
             continue  # enqueued by the user, for a later, longer run: not ours to drop
         # Take it as Study.ask would (only one process wins a WAITING trial), then fail it.
         number = _compat.trial_id(t)
-        if storage.set_trial_state_values(number, TrialState.RUNNING):
-            storage.set_trial_system_attr(number, SURPLUS_ATTR, True)
-            storage.set_trial_state_values(number, TrialState.FAIL)
+        try:
+            if storage.set_trial_state_values(number, TrialState.RUNNING):
+                storage.set_trial_system_attr(number, SURPLUS_ATTR, True)
+                storage.set_trial_state_values(number, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # another worker settling the study took and failed it meanwhile
 
 
 def _fail_stale(study: optuna.Study) -> None:

@@ -24,6 +24,7 @@ from optuna_nas.storage._run import SLOT_ATTR
 from optuna_nas.storage._run import SURPLUS_ATTR
 from optuna_nas.storage._run import _claim_slot
 from optuna_nas.storage._run import _KeptForRetry
+from optuna_nas.storage._run import _settle
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -89,6 +90,44 @@ def test_only_the_first_retry_of_a_failed_trial_runs(tmp_path: Path) -> None:
     assert second.state is TrialState.FAIL and second.system_attrs[SURPLUS_ATTR]
     assert second.number not in ran
     assert sum(t.state is TrialState.COMPLETE for t in trials.values()) == 3
+
+
+def test_a_trial_finished_elsewhere_while_it_ran_does_not_stop_the_worker(tmp_path: Path) -> None:
+    # Another worker failed this worker's trial as stale (its heartbeats came late under load):
+    # the tell raised UpdateFinishedTrialError and the worker died (CI, the gRPC restart test).
+    study = _study(tmp_path)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 0:  # as another worker's fail_stale_trials would
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return x
+
+    run_study(study, objective, n_trials=2, poll_interval=0.05)
+    states = [t.state for t in study.get_trials()]
+    assert states[0] is TrialState.FAIL and states.count(TrialState.COMPLETE) == 2
+
+
+def test_settling_skips_a_retry_another_worker_took_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = _study(tmp_path)
+    number = _dead_trial(study)
+    storage, dead = study._storage, study.trials[number]._trial_id
+    storage.set_trial_state_values(dead, TrialState.FAIL)
+    storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(dead))  # type: ignore[attr-defined]
+    view = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    (retry,) = view
+    # Another worker settling the same study takes the retry and fails it after our read.
+    storage.set_trial_state_values(retry._trial_id, TrialState.RUNNING)
+    storage.set_trial_state_values(retry._trial_id, TrialState.FAIL)
+    monkeypatch.setattr(
+        study,
+        "get_trials",
+        lambda deepcopy=True, states=None: view if states == (TrialState.WAITING,) else [],
+    )
+    _settle(study, 0.05)  # raised UpdateFinishedTrialError before
+    assert storage.get_trial(retry._trial_id).state is TrialState.FAIL
 
 
 def test_user_enqueued_trials_stay_waiting_for_a_longer_run(tmp_path: Path) -> None:
