@@ -175,14 +175,14 @@ def run_study(
                     callbacks=list(callbacks) or None,
                 )
             except Exception as err:
-                if _finished_elsewhere(study, ran_ids, err):
-                    pass
-                elif isinstance(err, UnboundLocalError) and isinstance(err.__context__, Exception):
-                    # Optuna 5.1's _run_trial: when telling the result and re-reading the trial
-                    # both fail (the storage went away), its `finally` reads an unbound name
-                    # and buries the storage's own error; raise that one.
-                    raise err.__context__ from None
-                else:
+                if not _finished_elsewhere(study, ran_ids, err):
+                    if isinstance(err, UnboundLocalError) and isinstance(
+                        err.__context__, Exception
+                    ):
+                        # Optuna 5.1's _run_trial: when telling the result and re-reading the
+                        # trial both fail (the storage went away), its `finally` reads an
+                        # unbound name and buries the storage's own error; raise that one.
+                        raise err.__context__ from None
                     raise
             ran += 1
             if bad_setup:  # the set-up's fault: every further trial would fail the same way
