@@ -3,7 +3,9 @@
 Supported URLs (the same string every worker of a study is started with):
 
 ``sqlite:///relative.db``, ``sqlite:////absolute.db``
-    One file, the default for a single worker (``RDBStorage``).
+    One file, the default for a single worker (``RDBStorage``; its trial state changes take
+    the write lock when they begin, :mod:`optuna_nas.storage._sqlite`, so that workers sharing
+    the file never both take one enqueued trial).
 ``postgresql+psycopg2://user:pass@host:5432/db``, ``mysql+pymysql://user:pass@host:3306/db``
     A database server through SQLAlchemy (``RDBStorage``), for many workers on many machines.
     ``postgres://`` (an alias SQLAlchemy dropped in 1.4) is refused with the spelling to use.
@@ -42,6 +44,7 @@ from optuna.storages import BaseStorage
 
 from optuna_nas.storage._filelock import HolderFileLock
 from optuna_nas.storage._heartbeat import JournalHeartbeatStorage
+from optuna_nas.storage._sqlite import SQLiteStorage
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SCHEMA_ATTEMPTS = 3
@@ -196,6 +199,7 @@ def _rdb(
     grace: int | None,
     max_retry: int | None,
     engine_kwargs: dict[str, Any],
+    cls: type[optuna.storages.RDBStorage] = optuna.storages.RDBStorage,
 ) -> BaseStorage:
     import sqlalchemy
 
@@ -204,7 +208,7 @@ def _rdb(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return cls(
                     url,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=interval,
@@ -256,7 +260,9 @@ def _open_sqlite(
                     "database; choose another file name."
                 )
     try:
-        return _rdb(url, interval, grace, max_retry, {"connect_args": {"timeout": timeout}})
+        return _rdb(
+            url, interval, grace, max_retry, {"connect_args": {"timeout": timeout}}, SQLiteStorage
+        )
     except Exception as err:
         if not existed and path.exists() and path.stat().st_size == 0:
             path.unlink()  # the empty file our failed attempt left; never another's database
