@@ -5,7 +5,8 @@ Each configuration starts ``w`` worker processes (this script with ``--worker``)
 study in the PostgreSQL database of ``OPTUNA_NAS_TEST_POSTGRES_URL`` (default: ``postgres``
 on 127.0.0.1:5432, database ``test``), either directly or through ``optuna-nas
 storage-server`` (``optuna.storages.run_grpc_proxy_server``) started on a free port of
-127.0.0.1 in front of it. Every worker runs :func:`optuna_nas.storage.run_study` with a
+127.0.0.1 in front of it: one server process (``grpc``), or two sharing the port
+(``grpc-2p``, ``--processes 2``). Every worker runs :func:`optuna_nas.storage.run_study` with a
 sampler of its own (``RegularizedEvolutionSampler`` or TPE, seeded per worker) over a
 NAS-Bench-201-shaped space (6 categorical params of 5 choices) and an objective that
 sleeps 1 s. Each worker sets up (imports, storage, the study's history read once), says it is
@@ -29,7 +30,7 @@ Measured per configuration:
   for a core or for the storage (on 2 cores shared by 16 workers, the proxy and PostgreSQL,
   most of the wall time is waiting);
 * **server CPU ms per trial**: CPU seconds of the PostgreSQL server processes (and of the
-  proxy, through gRPC) over the window, read from ``/proc``, per trial of the window;
+  proxy's processes, through gRPC) over the window, read from ``/proc``, per trial of the window;
 * **lost / duplicated / stuck**: trials a worker saw finish that the study does not hold as
   finished (lost), trial numbers finished twice (duplicated), trials left ``RUNNING`` after
   every worker exited (stuck). Target 0 each.
@@ -40,7 +41,7 @@ Targets (issue #17): 16 workers through the proxy at least 10x one worker, 0 los
 duplicated; a sampler's ask under 50 ms at 2,000 trials with 16 workers.
 
     python benchmarks/scale.py          # full matrix, 1- and 16-worker rows 3 times, ~29 min
-    python benchmarks/scale.py --smoke  # 1 worker on PostgreSQL, 2 through the proxy, ~1 min
+    python benchmarks/scale.py --smoke  # 1 worker on PostgreSQL, 2 via a 2-process proxy, ~1 min
 
 Writes ``benchmarks/results/scale.json`` and regenerates ``benchmarks/RESULTS.md``;
 ``--smoke`` writes ``scale.json`` only where ``--out`` names a folder, and no RESULTS.md.
@@ -59,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 import uuid
@@ -76,6 +78,7 @@ POSTGRES = os.environ.get(
 )
 SPACE = {f"edge{i}": ("none", "skip", "conv1x1", "conv3x3", "pool3x3") for i in range(6)}
 SLEEP = 1.0
+SERVER_PROCESSES = {"grpc": 1, "grpc-2p": 2}  # storage label -> storage-server --processes
 READY = "ready"  # a worker's line once it is set up and waits for the go
 STARTUP_TIMEOUT = 300.0  # s for every worker to be set up
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -208,33 +211,45 @@ def postgres_pids() -> list[int]:
 
 
 @contextlib.contextmanager
-def proxy(url: str) -> Iterator[tuple[str, int]]:
-    """``optuna-nas storage-server`` in front of ``url`` on a free port; yields (URL, pid)."""
+def proxy(url: str, processes: int = 1) -> Iterator[tuple[str, list[int]]]:
+    """``optuna-nas storage-server --processes N`` in front of ``url`` on a free port; yields
+    (URL, the pids of its server processes)."""
     port = free_port()
-    command = [sys.executable, "-m", "optuna_nas.cli", "storage-server"]
+    command = [sys.executable, "-m", "optuna_nas.cli", "storage-server", "--storage", url]
     proc = subprocess.Popen(
-        [*command, "--storage", url, "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--processes", str(processes)],
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        for _ in range(300):  # at most 30 s for the server to listen
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None:
-                raise RuntimeError(f"the storage server exited: {proc.stderr.read()}")  # type: ignore[union-attr]
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the storage server did not listen on 127.0.0.1:{port} in 30 s")
-        yield f"grpc://127.0.0.1:{port}", proc.pid
+        ready: list[str] = []  # "serving ..." once every server process listens
+        reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(60)
+        if not ready or "serving" not in ready[0]:
+            proc.kill()
+            raise RuntimeError(f"the storage server did not start: {proc.stderr.read()}")  # type: ignore[union-attr]
+        yield f"grpc://127.0.0.1:{port}", [proc.pid, *children_of(proc.pid)]
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         if proc.poll() is None:
             proc.kill()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
 
 
 def make_study(name: str, history: int) -> None:
@@ -260,8 +275,10 @@ def run_config(
     name = f"scale-{uuid.uuid4().hex[:10]}"
     make_study(name, history)
     with contextlib.ExitStack() as stack:
-        url, server = (
-            stack.enter_context(proxy(POSTGRES)) if storage == "grpc" else (POSTGRES, None)
+        url, servers = (
+            stack.enter_context(proxy(POSTGRES, SERVER_PROCESSES[storage]))
+            if storage in SERVER_PROCESSES
+            else (POSTGRES, [])
         )
         logs = [stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(workers)]
         go = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "go"
@@ -299,7 +316,7 @@ def run_config(
         window_start = (first or deadline) + 1.0
         while time.time() < window_start:
             time.sleep(0.05)
-        pg = postgres_pids() + ([server] if server else [])  # every worker's backend exists now
+        pg = postgres_pids() + servers  # every worker's backend exists now
         cpu0 = cpu_seconds(pg)
         window_end = deadline - 1.5
         while time.time() < window_end:
@@ -372,16 +389,17 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def plan(smoke: bool) -> list[tuple[str, str, int, int]]:
     if smoke:
-        return [("postgresql", "tpe", 1, 0), ("grpc", "evolution", 2, 0)]
+        return [("postgresql", "tpe", 1, 0), ("grpc-2p", "evolution", 2, 0)]
     configs = [
         (storage, sampler, w, 0)
         for storage in ("postgresql", "grpc")
         for sampler in ("evolution", "tpe")
         for w in (1, 4, 8, 16)
     ]
+    configs += [("grpc-2p", sampler, w, 0) for sampler in ("evolution", "tpe") for w in (1, 16)]
     configs += [
         (storage, sampler, w, 2000)
-        for storage in ("postgresql", "grpc")
+        for storage in ("postgresql", "grpc", "grpc-2p")
         for sampler in ("evolution", "tpe")
         for w in (1, 16)
     ]
@@ -448,18 +466,19 @@ def targets(result: dict[str, Any]) -> list[tuple[str, bool]]:
     """Issue #17's targets as (statement with the measured numbers, met)."""
     rows = result["rows"]
     out = []
-    for history in sorted({r["history"] for r in rows}):
-        for sampler in ("evolution", "tpe"):
-            x = speedup(result, "grpc", sampler, history)
-            if x is None:
-                continue
-            out.append(
-                (
-                    f"16 workers through the proxy >= 10x one worker ({sampler}, {history:,} "
-                    f"trials of history: {x:.1f}x)",
-                    x >= 10,
+    for storage, server in (("grpc", "the proxy"), ("grpc-2p", "a 2-process proxy")):
+        for history in sorted({r["history"] for r in rows}):
+            for sampler in ("evolution", "tpe"):
+                x = speedup(result, storage, sampler, history)
+                if x is None:
+                    continue
+                out.append(
+                    (
+                        f"16 workers through {server} >= 10x one worker ({sampler}, "
+                        f"{history:,} trials of history: {x:.1f}x)",
+                        x >= 10,
+                    )
                 )
-            )
     bad = sum(r["lost"] + r["duplicated"] + r["stuck"] for r in rows)
     out.append((f"0 trials lost, duplicated or stuck over all {len(rows)} rows ({bad})", bad == 0))
     for r in rows:

@@ -8,7 +8,8 @@ Optuna's own proxy service (``optuna.StorageService``, what
 ours, ``optuna_nas.Storage``, for what Optuna's storage API cannot express:
 
 ``Hello``
-    The protocol version, checked when a worker opens the URL (and the connection probe).
+    The protocol version, checked when a worker opens the URL (and the connection probe), and
+    the server process's pid.
 ``Now``, ``Beat``, ``Stale``
     The server's clock; a trial's heartbeat stamped with it; the study's running trials whose
     heartbeat is older than a grace period by it. Heartbeats are trial system attrs

@@ -4,8 +4,14 @@ service (see :mod:`optuna_nas.storage._grpc`) in front of one RDB, on one port."
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+import contextlib
 import dataclasses
+import json
+import os
 import socket
+import subprocess
+import sys
+import threading
 import time
 from types import TracebackType
 from typing import Any
@@ -35,7 +41,7 @@ class _NasService:
         self._board = _claims.claim_board(storage)  # creates its tables now, before serving
 
     def Hello(self, request: dict[str, Any], context: Any) -> dict[str, Any]:
-        return {"protocol": PROTOCOL, "time": time.time()}
+        return {"protocol": PROTOCOL, "time": time.time(), "pid": os.getpid()}
 
     def Now(self, request: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"time": time.time()}
@@ -76,10 +82,23 @@ class StorageServer:
     #: The port it listens on (the one the OS chose for ``port=0``).
     port: int
     _server: Any = dataclasses.field(repr=False)
+    #: The other server processes on the same port (``processes > 1``).
+    _children: list[subprocess.Popen[str]] = dataclasses.field(default_factory=list, repr=False)
 
     def stop(self, grace: float | None = None) -> None:
         """Stop serving; calls still running get ``grace`` seconds (``None``: none)."""
+        for child in self._children:  # end of its stdin: it stops with the same grace
+            with contextlib.suppress(OSError):
+                child.stdin.close()  # type: ignore[union-attr]
         self._server.stop(grace).wait()
+        for child in self._children:
+            try:
+                child.wait(timeout=(grace or 0) + 10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+            with contextlib.suppress(OSError):
+                child.stdout.close()  # type: ignore[union-attr]
 
     def wait(self) -> None:
         """Block until the server stops."""
@@ -98,7 +117,12 @@ class StorageServer:
 
 
 def start_storage_server(
-    storage: str, *, port: int, host: str = "127.0.0.1", threads: int = 16
+    storage: str,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    threads: int = 16,
+    processes: int = 1,
 ) -> StorageServer:
     """Serve the RDB ``storage`` to workers at ``grpc://host:port`` and return at once.
 
@@ -107,11 +131,21 @@ def start_storage_server(
     service (see the module docstring). It has no TLS and no authentication: listen on
     127.0.0.1, or on a network only trusted machines reach.
 
+    One Python process serves every call under one interpreter lock; with many workers and
+    short trials it becomes the bottleneck (about 50 ms of its CPU per trial here, so some 20
+    trials/s at most). ``processes > 1`` starts that many server processes on the same port
+    (``SO_REUSEPORT``: the kernel spreads the workers' connections over them). They share
+    nothing but the database: each keeps its own cache of finished trials, which never change,
+    and reads the unfinished ones from the database on every call, as one process does; the
+    claims and heartbeats live in the database. The extra processes stop with this one, and
+    also when it dies (they watch a pipe from it).
+
     Args:
         storage: The RDB URL (``sqlite:///``, ``postgresql+psycopg2://``, ``mysql+pymysql://``).
         port: The port to listen on; ``0``: one the OS chooses (see ``StorageServer.port``).
         host: The address to listen on; ``0.0.0.0`` for every interface.
-        threads: Calls served at once.
+        threads: Calls served at once, per process.
+        processes: Server processes on the port.
 
     Raises:
         ValueError: ``storage`` is not an RDB URL, grpcio is missing, or an argument is out
@@ -121,7 +155,6 @@ def start_storage_server(
             machine).
     """
     from optuna_nas.storage._urls import mask_url
-    from optuna_nas.storage._urls import open_storage
 
     scheme = storage.split("://", 1)[0].split("+", 1)[0].lower() if "://" in storage else ""
     if scheme not in ("sqlite", "postgresql", "mysql", "mariadb"):
@@ -133,23 +166,65 @@ def start_storage_server(
         )
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"`0 <= port <= 65535` must hold, but got {port=!r}.")
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"`threads >= 1` must hold, but got {threads=!r}.")
+    for name, value in (("threads", threads), ("processes", processes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name} >= 1` must hold, but got {name}={value!r}.")
     check_grpc_installed("optuna-nas storage-server")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if processes > 1 and port != 0:
+        _check_port_free(host, port, address)
+    server, bound = _serve(storage, address, threads, reuse_port=processes > 1)
+    children: list[subprocess.Popen[str]] = []
+    try:
+        shared = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
+        children = [_start_child(storage, shared, threads) for _ in range(processes - 1)]
+        for child in children:
+            _await_child(child)
+    except BaseException:
+        StorageServer(url="", port=bound, _server=server, _children=children).stop()
+        raise
+    name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    name = f"[{name}]" if ":" in name else name
+    return StorageServer(
+        url=f"grpc://{name}:{bound}", port=bound, _server=server, _children=children
+    )
+
+
+def _port_error(address: str) -> OSError:
+    return OSError(
+        f"the storage server cannot listen on {address}: the port is in use or the host is not "
+        "an address of this machine; choose another --port (or --host)."
+    )
+
+
+def _check_port_free(host: str, port: int, address: str) -> None:
+    """Raise if ``host:port`` is taken: with ``SO_REUSEPORT`` on, gRPC would share a port that
+    another server (also with it on, gRPC's default) holds instead of failing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise _port_error(address) from err
+
+
+def _serve(storage: str, address: str, threads: int, *, reuse_port: bool) -> tuple[Any, int]:
+    """Start one server process's gRPC server on ``address``; return it and its port."""
     import grpc
 
-    # Without SO_REUSEPORT (on by default in gRPC) a second server on a busy port fails.
+    from optuna_nas.storage._urls import open_storage
+
+    # Without SO_REUSEPORT (on by default in gRPC) a second server on a busy port fails; with
+    # several processes it is what lets them share the port (see _check_port_free).
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)]
+        ThreadPoolExecutor(max_workers=threads),
+        options=[("grpc.so_reuseport", 1 if reuse_port else 0)],
     )
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:  # the port first: a busy one fails before the database is touched
         bound = server.add_insecure_port(address)
     except RuntimeError as err:
-        raise OSError(
-            f"the storage server cannot listen on {address}: the port is in use or {host} is not "
-            "an address of this machine; choose another --port (or --host)."
-        ) from err
+        raise _port_error(address) from err
     try:
         # The cache every Optuna process puts in front of an RDB (optuna.storages.get_storage),
         # with the reads it makes for concurrent calls shared.
@@ -168,6 +243,66 @@ def start_storage_server(
     _compat.add_storage_proxy_service(server, backend)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.start()
-    name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
-    name = f"[{name}]" if ":" in name else name
-    return StorageServer(url=f"grpc://{name}:{bound}", port=bound, _server=server)
+    return server, bound
+
+
+# An extra server process: ``_child_main`` (run by ``python -c``) reads one JSON line
+# (storage URL, address, threads) from stdin, never the command line (the URL may hold a
+# password), answers one JSON line on stdout ({"port": p} or {"error": kind, "message": m}),
+# then serves until its stdin ends: the parent closed it or died.
+_CHILD_ERRORS: dict[str, type[Exception]] = {
+    "ValueError": ValueError,
+    "ConnectionError": ConnectionError,
+    "OSError": OSError,
+}
+_CHILD_START_S = 120.0
+_CHILD_CODE = "from optuna_nas.storage._grpc_server import _child_main; _child_main()"
+
+
+def _start_child(storage: str, address: str, threads: int) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_CODE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    request = {"storage": storage, "address": address, "threads": threads}
+    child.stdin.write(json.dumps(request) + "\n")  # type: ignore[union-attr]
+    child.stdin.flush()  # type: ignore[union-attr]
+    return child
+
+
+def _await_child(child: subprocess.Popen[str]) -> None:
+    """Wait for a child's first line; raise its start-up error as the parent's own."""
+    ready: list[str] = []
+    reader = threading.Thread(target=lambda: ready.append(child.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(_CHILD_START_S)
+    line = ready[0] if ready else ""
+    answer = json.loads(line) if line.strip() else {}
+    if "port" in answer:
+        return
+    if "error" in answer:
+        raise _CHILD_ERRORS.get(answer["error"], RuntimeError)(answer["message"])
+    raise RuntimeError(
+        "a storage server process did not start"
+        + (f" in {_CHILD_START_S:.0f} s" if reader.is_alive() else f" (exit code {child.poll()})")
+    )
+
+
+def _child_main() -> None:
+    request = json.loads(sys.stdin.readline())
+    try:
+        server, bound = _serve(
+            request["storage"], request["address"], request["threads"], reuse_port=True
+        )
+    except Exception as err:
+        kind = next((k for k, v in _CHILD_ERRORS.items() if isinstance(err, v)), "RuntimeError")
+        print(json.dumps({"error": kind, "message": str(err)}), flush=True)
+        sys.exit(1)
+    print(json.dumps({"port": bound}), flush=True)
+    # Ctrl-C reaches the whole process group: the parent then closes the pipe, or is gone.
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.stdin.read()  # until the parent closes the pipe or dies
+    server.stop(5).wait()
+

@@ -242,6 +242,87 @@ def test_four_workers_share_one_study(rdb_url: str, tmp_path: Path) -> None:
         cleanup(rdb_url, names)
 
 
+def _server_pids(url: str, connections: int) -> Counter[int]:
+    """The pid of the server process that answers each of ``connections`` new connections."""
+    import grpc
+
+    from optuna_nas.storage._grpc import SERVICE
+    from optuna_nas.storage._grpc import dumps
+    from optuna_nas.storage._grpc import loads
+
+    pids: Counter[int] = Counter()
+    for _ in range(connections):
+        # A channel of its own (no shared subchannel): a new TCP connection each time.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(url.removeprefix("grpc://"), options=options) as channel:
+            hello = channel.unary_unary(
+                f"/{SERVICE}/Hello", request_serializer=dumps, response_deserializer=loads
+            )
+            pids[hello({}, timeout=10)["pid"]] += 1
+    return pids
+
+
+def test_several_server_processes_share_the_port_and_one_study(
+    rdb_url: str, tmp_path: Path
+) -> None:
+    names: list[str] = []
+    try:
+        with start_storage_server(rdb_url, port=0, processes=3) as server:
+            children = list(server._children)
+            assert len(children) == 2 and all(c.poll() is None for c in children)
+            pids = _server_pids(server.url, 24)
+            assert set(pids) <= {os.getpid(), *(c.pid for c in children)}
+            assert len(pids) >= 2, pids  # the kernel spreads connections (1 in 10**11 fails)
+            _many_workers(server.url, new_name(names), tmp_path, workers=4, trials=12)
+        assert all(c.poll() is not None for c in children)  # stopped with the server
+    finally:
+        cleanup(rdb_url, names)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_server_processes_stop_when_their_parent_dies(sqlite_url: str) -> None:
+    port = _closed_port()
+    cmd = [sys.executable, "-m", "optuna_nas.cli", "storage-server", "--storage", sqlite_url]
+    parent = subprocess.Popen(
+        [*cmd, "--port", str(port), "--processes", "2"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "serving" in parent.stdout.readline()  # type: ignore[union-attr]
+        children = _children_of(parent.pid)
+        assert len(children) == 1
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Gone, or a zombie of the killed parent that init has not reaped yet.
+        assert (
+            not Path(f"/proc/{children[0]}").exists()
+            or " Z " in Path(f"/proc/{children[0]}/stat").read_text().rsplit(")", 1)[1][:3]
+        )
+        with socket.socket() as s:  # nobody listens any more
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        parent.stdout.close()  # type: ignore[union-attr]
+
+
 def test_kill_9_mid_trial_then_rerun_resumes(proxy: StorageServer, tmp_path: Path) -> None:
     log = tmp_path / "evaluations.log"
     cmd = _command(proxy.url, "resume", log, trials=4, choices=10_000, sleep=0.3)
@@ -406,6 +487,11 @@ def test_the_server_refuses_what_it_cannot_serve(proxy: StorageServer, tmp_path:
     with pytest.raises(ValueError, match=r"but got 'grpc://127\.0\.0\.1:1'"):
         start_storage_server("grpc://127.0.0.1:1", port=0)
     url = f"sqlite:///{tmp_path / 'other.db'}"
-    with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{proxy.port}: the port is in"):
-        start_storage_server(url, port=proxy.port)
+    for processes in (1, 2):  # with 2, the port is shared only among its own processes
+        with pytest.raises(
+            OSError, match=f"cannot listen on 127.0.0.1:{proxy.port}: the port is in"
+        ):
+            start_storage_server(url, port=proxy.port, processes=processes)
     assert not (tmp_path / "other.db").exists()  # refused before the database was touched
+    with pytest.raises(ValueError, match="`processes >= 1` must hold, but got processes=0"):
+        start_storage_server(url, port=0, processes=0)

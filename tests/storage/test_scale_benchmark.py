@@ -1,6 +1,7 @@
 """The scale-out benchmark's smoke version (``benchmarks/scale.py --smoke``): one worker on
-PostgreSQL and two through the storage server, each row with trials in its steady window,
-nothing lost, duplicated or left running, and the sampler's CPU time within its wall time."""
+PostgreSQL and two through a storage server of two processes, each row with trials in its
+steady window, nothing lost, duplicated or left running, and the sampler's CPU time within
+its wall time."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def test_scale_smoke_counts_steady_trials_and_loses_nothing(tmp_path: Path) -> N
     rows = result["rows"]
     assert [(r["storage"], r["sampler"], r["workers"]) for r in rows] == [
         ("postgresql", "tpe", 1),
-        ("grpc", "evolution", 2),
+        ("grpc-2p", "evolution", 2),  # through two server processes on one port
     ]
     for r in rows:
         assert r["worker_exit_codes"] == [0] and r["worker_errors"] == [], r
