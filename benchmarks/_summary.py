@@ -211,24 +211,33 @@ def _workers(r: Results, doc: Doc) -> Answer:
 
         def speedups(storage: str) -> str:
             return ", ".join(
-                f"{s} " + " / ".join(f"{scale.speedup(sc, storage, s, h):.1f}x" for h in histories)
+                f"{s} "
+                + " / ".join(
+                    "-" if x is None else f"{x:.1f}x"
+                    for x in (scale.speedup(sc, storage, s, h) for h in histories)
+                )
                 for s in ("evolution", "tpe")
             )
+
+        two = any(row["storage"] == "grpc-2p" for row in sc["rows"])
 
         ok = all(hit for _, hit in scale.targets(sc))
         answer.append(
             f"16 workers with a 1 s objective, steady state, against one worker (studies with "
             f"{' / '.join(f'{h:,}' for h in histories)} trials of history): directly on "
             f"PostgreSQL {speedups('postgresql')}; through the gRPC proxy "
-            f"{speedups('grpc')}, all on one "
+            f"{speedups('grpc')}"
+            + (f"; through a proxy of 2 server processes {speedups('grpc-2p')}" if two else "")
+            + ", all on one "
             f"{sc['machine']['cpus']}-core machine (targets: {met(ok)}, see the section)."
         )
         reproduce.append(doc.command("scale.json", "python benchmarks/scale.py"))
         when_not.append(
-            "The gRPC proxy on a machine that also runs the workers: it is one Python process "
-            "that spends more CPU per trial than the database (the section's server CPU "
-            "column), so on a small machine it, not the database, caps the throughput; give "
-            "it cores of its own, or let workers open the database directly."
+            "The gRPC proxy on a machine that also runs the workers: a server process spends "
+            "more CPU per trial than the database (the section's server CPU column) under one "
+            "interpreter lock, so on a small machine it, not the database, caps the "
+            "throughput; give it cores of its own and `--processes`, or let workers open the "
+            "database directly."
         )
     else:
         when_not.append(
