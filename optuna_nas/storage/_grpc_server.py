@@ -87,8 +87,9 @@ class StorageServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Stop serving; calls still running get ``grace`` seconds (``None``: none)."""
-        for child in self._children:  # end of its stdin: it stops with the same grace
-            with contextlib.suppress(OSError):
+        for child in self._children:  # each stops with the same grace
+            with contextlib.suppress(OSError, ValueError):
+                child.stdin.write(json.dumps({"stop": grace}) + "\n")  # type: ignore[union-attr]
                 child.stdin.close()  # type: ignore[union-attr]
         self._server.stop(grace).wait()
         for child in self._children:
@@ -97,8 +98,7 @@ class StorageServer:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-            with contextlib.suppress(OSError):
-                child.stdout.close()  # type: ignore[union-attr]
+            child.stdout.close()  # type: ignore[union-attr]  # (closed already once it started)
 
     def wait(self) -> None:
         """Block until the server stops."""
@@ -138,7 +138,9 @@ def start_storage_server(
     nothing but the database: each keeps its own cache of finished trials, which never change,
     and reads the unfinished ones from the database on every call, as one process does; the
     claims and heartbeats live in the database. The extra processes stop with this one, and
-    also when it dies (they watch a pipe from it).
+    also when it dies (they watch a pipe from it and their parent). Spreading connections
+    over processes that share a port is Linux's ``SO_REUSEPORT``; elsewhere the option may be
+    accepted without the spreading.
 
     Args:
         storage: The RDB URL (``sqlite:///``, ``postgresql+psycopg2://``, ``mysql+pymysql://``).
@@ -177,7 +179,8 @@ def start_storage_server(
     children: list[subprocess.Popen[str]] = []
     try:
         shared = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
-        children = [_start_child(storage, shared, threads) for _ in range(processes - 1)]
+        for _ in range(processes - 1):
+            _start_child(storage, shared, threads, children)
         for child in children:
             _await_child(child)
     except BaseException:
@@ -198,15 +201,20 @@ def _port_error(address: str) -> OSError:
 
 
 def _check_port_free(host: str, port: int, address: str) -> None:
-    """Raise if ``host:port`` is taken: with ``SO_REUSEPORT`` on, gRPC would share a port that
-    another server (also with it on, gRPC's default) holds instead of failing."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
-        try:
-            probe.bind((host, port))
-        except OSError as err:
-            raise _port_error(address) from err
+    """Raise if ``host:port`` is taken, on any address the host name resolves to: with
+    ``SO_REUSEPORT`` on, gRPC would share a port that another server (also with it on, gRPC's
+    default) holds instead of failing."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as err:
+        raise _port_error(address) from err
+    for family, kind, proto, _, where in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind(where)
+            except OSError as err:
+                raise _port_error(address) from err
 
 
 def _serve(storage: str, address: str, threads: int, *, reuse_port: bool) -> tuple[Any, int]:
@@ -246,51 +254,64 @@ def _serve(storage: str, address: str, threads: int, *, reuse_port: bool) -> tup
     return server, bound
 
 
-# An extra server process: ``_child_main`` (run by ``python -c``) reads one JSON line
-# (storage URL, address, threads) from stdin, never the command line (the URL may hold a
-# password), answers one JSON line on stdout ({"port": p} or {"error": kind, "message": m}),
-# then serves until its stdin ends: the parent closed it or died.
+# An extra server process: ``_child_main`` (run by ``python -c``) reads one JSON line (storage
+# URL, address, threads) from stdin, never the command line (the URL may hold a password),
+# answers one JSON line on stdout ({"port": p} or {"error": kind, "message": m}) and then
+# writes nothing more there (its stdout goes to stderr). It serves until a line {"stop": grace}
+# arrives, or its stdin ends, or its parent is gone (it was re-parented: a copy of the pipe in
+# another child of the parent would keep the stdin open).
 _CHILD_ERRORS: dict[str, type[Exception]] = {
     "ValueError": ValueError,
     "ConnectionError": ConnectionError,
     "OSError": OSError,
 }
 _CHILD_START_S = 120.0
+_CHILD_GRACE_S = 5.0  # when the parent is gone or the pipe ends without a stop line
 _CHILD_CODE = "from optuna_nas.storage._grpc_server import _child_main; _child_main()"
 
 
-def _start_child(storage: str, address: str, threads: int) -> subprocess.Popen[str]:
+def _start_child(
+    storage: str, address: str, threads: int, children: list[subprocess.Popen[str]]
+) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD_CODE],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    children.append(child)  # stopped by the caller if anything below fails
     request = {"storage": storage, "address": address, "threads": threads}
     child.stdin.write(json.dumps(request) + "\n")  # type: ignore[union-attr]
     child.stdin.flush()  # type: ignore[union-attr]
-    return child
 
 
 def _await_child(child: subprocess.Popen[str]) -> None:
-    """Wait for a child's first line; raise its start-up error as the parent's own."""
+    """Wait for a child's one line; raise its start-up error as the parent's own."""
     ready: list[str] = []
     reader = threading.Thread(target=lambda: ready.append(child.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
     reader.join(_CHILD_START_S)
     line = ready[0] if ready else ""
-    answer = json.loads(line) if line.strip() else {}
+    try:
+        answer = json.loads(line) if line.strip() else {}
+    except json.JSONDecodeError:
+        answer = {}
     if "port" in answer:
+        child.stdout.close()  # type: ignore[union-attr]
         return
     if "error" in answer:
         raise _CHILD_ERRORS.get(answer["error"], RuntimeError)(answer["message"])
+    if reader.is_alive():
+        raise RuntimeError(f"a storage server process did not start in {_CHILD_START_S:.0f} s")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=5)
     raise RuntimeError(
-        "a storage server process did not start"
-        + (f" in {_CHILD_START_S:.0f} s" if reader.is_alive() else f" (exit code {child.poll()})")
+        f"a storage server process did not start (exit code {child.poll()}): {line.strip()!r}"
     )
 
 
 def _child_main() -> None:
+    parent = os.getppid()
     request = json.loads(sys.stdin.readline())
     try:
         server, bound = _serve(
@@ -301,8 +322,21 @@ def _child_main() -> None:
         print(json.dumps({"error": kind, "message": str(err)}), flush=True)
         sys.exit(1)
     print(json.dumps({"port": bound}), flush=True)
-    # Ctrl-C reaches the whole process group: the parent then closes the pipe, or is gone.
-    with contextlib.suppress(KeyboardInterrupt):
-        sys.stdin.read()  # until the parent closes the pipe or dies
-    server.stop(5).wait()
+    os.dup2(2, 1)  # nobody reads our stdout any more: a full pipe would block a print
+    grace: list[float | None] = [_CHILD_GRACE_S]
+    done = threading.Event()
 
+    def read_stop() -> None:
+        with contextlib.suppress(Exception):
+            for line in sys.stdin:
+                if line.strip():
+                    grace[0] = json.loads(line)["stop"]
+                    break
+        done.set()
+
+    threading.Thread(target=read_stop, daemon=True).start()
+    # Ctrl-C reaches the whole process group: the parent then sends the stop line, or is gone.
+    with contextlib.suppress(KeyboardInterrupt):
+        while not done.wait(1.0) and os.getppid() == parent:
+            pass
+    server.stop(grace[0]).wait()

@@ -27,6 +27,8 @@ from optuna.trial import TrialState
 import sqlalchemy
 from sqlalchemy import event
 
+_SAVED = "optuna_nas_isolation_level"  # a connection's own level while ours is switched in
+
 
 class SQLiteStorage(optuna.storages.RDBStorage):
     """Optuna's ``RDBStorage`` on a SQLite file, with ``set_trial_state_values`` atomic
@@ -57,9 +59,11 @@ class SQLiteStorage(optuna.storages.RDBStorage):
             self._immediate.on = False
 
     def _begin(self, conn: sqlalchemy.engine.Connection) -> None:
-        dbapi = conn.connection.dbapi_connection
+        record = conn.connection  # the pooled connection: ``info`` lives as long as it does
+        dbapi: Any = record.dbapi_connection
         if getattr(self._immediate, "on", False):
-            dbapi.isolation_level = None  # type: ignore[union-attr]
+            record.info.setdefault(_SAVED, dbapi.isolation_level)
+            dbapi.isolation_level = None  # the driver emits no BEGIN; ours follows
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif dbapi.isolation_level is None:  # type: ignore[union-attr]
-            dbapi.isolation_level = ""  # type: ignore[union-attr]  # the driver's default
+        elif _SAVED in record.info:  # back to what it was (the driver's default, or a user's)
+            dbapi.isolation_level = record.info.pop(_SAVED)

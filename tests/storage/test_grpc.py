@@ -262,6 +262,7 @@ def _server_pids(url: str, connections: int) -> Counter[int]:
     return pids
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads on Linux")
 def test_several_server_processes_share_the_port_and_one_study(
     rdb_url: str, tmp_path: Path
 ) -> None:
@@ -279,19 +280,41 @@ def test_several_server_processes_share_the_port_and_one_study(
         cleanup(rdb_url, names)
 
 
+def test_extra_server_processes_stop_on_request_while_a_copy_holds_their_pipe(
+    sqlite_url: str,
+) -> None:
+    server = start_storage_server(sqlite_url, port=0, processes=2)
+    # A fork of the parent (a DataLoader worker, say) would hold the pipe's write end open.
+    copies = [os.dup(c.stdin.fileno()) for c in server._children]  # type: ignore[union-attr]
+    try:
+        started = time.monotonic()
+        server.stop(grace=0)
+        assert time.monotonic() - started < 8  # not the 10 s wait for a kill
+        assert all(c.returncode == 0 for c in server._children)
+    finally:
+        for fd in copies:
+            os.close(fd)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name; None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
+    stats = {int(e.name): _stat(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+    return [child for child, stat in stats.items() if stat and int(stat[1]) == pid]
 
 
+def _gone(pid: int) -> bool:
+    stat = _stat(pid)
+    return stat is None or stat[0] == "Z"  # a zombie of the killed parent serves no one
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 def test_server_processes_stop_when_their_parent_dies(sqlite_url: str) -> None:
     port = _closed_port()
     cmd = [sys.executable, "-m", "optuna_nas.cli", "storage-server", "--storage", sqlite_url]
@@ -308,13 +331,9 @@ def test_server_processes_stop_when_their_parent_dies(sqlite_url: str) -> None:
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 20
-        while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+        while not _gone(children[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        # Gone, or a zombie of the killed parent that init has not reaped yet.
-        assert (
-            not Path(f"/proc/{children[0]}").exists()
-            or " Z " in Path(f"/proc/{children[0]}/stat").read_text().rsplit(")", 1)[1][:3]
-        )
+        assert _gone(children[0])
         with socket.socket() as s:  # nobody listens any more
             assert s.connect_ex(("127.0.0.1", port)) != 0
     finally:
