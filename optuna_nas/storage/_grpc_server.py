@@ -327,16 +327,17 @@ def _child_main() -> None:
     done = threading.Event()
 
     def read_stop() -> None:
-        with contextlib.suppress(Exception):
-            for line in sys.stdin:
-                if line.strip():
-                    grace[0] = json.loads(line)["stop"]
-                    break
+        # Only our parent writes here; a line we cannot read stops us with the default grace.
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            line = sys.stdin.readline()  # "" at the end of the pipe
+            if line.strip():
+                grace[0] = json.loads(line)["stop"]
         done.set()
 
     threading.Thread(target=read_stop, daemon=True).start()
     # Ctrl-C reaches the whole process group: the parent then sends the stop line, or is gone.
     with contextlib.suppress(KeyboardInterrupt):
-        while not done.wait(1.0) and os.getppid() == parent:
-            pass
+        while not done.wait(1.0):
+            if os.getppid() != parent:  # re-parented: the parent died
+                break
     server.stop(grace[0]).wait()
