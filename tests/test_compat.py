@@ -236,12 +236,13 @@ class _SlowRDB(RDBStorage):
         self.param_gate.set()
         self.param_entered = threading.Event()
 
-    def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+    def read(self, call: Callable[[], list[FrozenTrial]]) -> list[FrozenTrial]:
+        """A read of new and unfinished trials (``_compat.read_trials``) of this RDB."""
         self.reads += 1
         if self.fail_next:
             self.fail_next = False
             raise OSError("the database went away")
-        trials = super()._get_trials(*args, **kwargs)
+        trials = call()
         time.sleep(self.delay)  # the query has run: writes after this moment are not in it
         return trials
 
@@ -253,6 +254,19 @@ class _SlowRDB(RDBStorage):
         self.param_entered.set()
         assert self.param_gate.wait(10)
         super()._set_trial_param(*args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _slow_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``SharedReadCache``'s reads of a ``_SlowRDB`` go through its ``read``."""
+    real = _compat.read_trials
+
+    def read_trials(rdb: RDBStorage, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        if isinstance(rdb, _SlowRDB):
+            return rdb.read(lambda: real(rdb, *args, **kwargs))
+        return real(rdb, *args, **kwargs)
+
+    monkeypatch.setattr(_compat, "read_trials", read_trials)
 
 
 def _summary(trials: list[FrozenTrial]) -> list[tuple[Any, ...]]:
@@ -387,6 +401,166 @@ def test_shared_read_cache_param_write_does_not_block_reads(tmp_path: Path) -> N
     rdb.param_gate.set()
     writer.join(10)
     assert "x" in shared.get_trial(trial._trial_id).params
+
+
+def _fields(trial: FrozenTrial, params_in_order: bool = True) -> tuple[Any, ...]:
+    """Every field of a trial, NaN made comparable (and the params' order, which a gRPC
+    message does not keep, if ``params_in_order``)."""
+    intermediate = {k: "nan" if v != v else v for k, v in trial.intermediate_values.items()}
+    return (
+        trial._trial_id,
+        trial.number,
+        trial.state,
+        trial.values,
+        trial.datetime_start,
+        trial.datetime_complete,
+        list(trial.params.items()) if params_in_order else trial.params,
+        trial.distributions,
+        trial.user_attrs,
+        trial.system_attrs,
+        intermediate,
+    )
+
+
+def _varied_study(storage: RDBStorage, name: str) -> optuna.Study:
+    """A two-objective study with trials in every state, params of every distribution, attrs,
+    intermediate values (NaN and infinities among them) and infinite values."""
+    study = optuna.create_study(storage=storage, study_name=name, directions=["minimize"] * 2)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        trial.suggest_int("n", 0, 10, step=2)
+        trial.suggest_categorical("c", [None, True, "conv", 2.5])
+        trial.set_user_attr("spec", {"nodes": [1, 2], "name": "ü"})
+        storage.set_trial_system_attr(trial._trial_id, "nas:hash", "ab" * 8)
+        for step, value in enumerate([0.5, float("nan"), float("inf"), -float("inf")]):
+            storage.set_trial_intermediate_value(trial._trial_id, step, value)
+        if trial.number % 5 == 3:
+            raise optuna.TrialPruned()
+        if trial.number % 5 == 4:
+            raise ValueError("a failing trial")
+        return x, float("inf") if trial.number == 2 else -x
+
+    study.optimize(objective, n_trials=10, catch=(ValueError,))
+    running = study.ask()
+    running.suggest_float("x", -1.0, 1.0)
+    running.set_user_attr("k", [1, None])
+    study.enqueue_trial({"x": 0.25})  # after the ask, which would have taken it: waiting
+    return study
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_read_trials_is_optunas_read(kind: str, tmp_path: Path) -> None:
+    url = make_url(kind, tmp_path)
+    name = new_name([])
+    try:
+        rdb = RDBStorage(url)
+        study = _varied_study(rdb, name)
+        sid = study._study_id
+        ids = [t._trial_id for t in study.get_trials()]
+        unfinished = {t._trial_id for t in study.get_trials() if not t.state.is_finished()}
+        for included, after in [
+            (set(), -1),
+            (unfinished, ids[5]),
+            (unfinished, ids[-1]),
+            (set(), ids[3]),
+            ({ids[0], ids[4]}, ids[8]),
+        ]:
+            ours = _compat.read_trials(rdb, sid, included, after)
+            optunas = rdb._get_trials(sid, None, included, after)
+            assert [_fields(t) for t in ours] == [_fields(t) for t in optunas]
+        assert len(_compat.read_trials(rdb, sid, set(), -1)) == 12
+        with pytest.raises(KeyError):
+            _compat.read_trials(rdb, sid + 10_000, set(), -1)
+    finally:
+        cleanup(url, [name])
+
+
+def test_read_trials_keeps_the_object_of_an_unchanged_running_trial(tmp_path: Path) -> None:
+    rdb = RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=rdb, study_name="s")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    trials = [study.ask() for _ in range(3)]
+    sid = study._study_id
+    running = {t._trial_id for t in trials}
+    after = trials[0]._trial_id - 1
+    kept: dict[int, tuple[Any, FrozenTrial]] = {}
+    first = _compat.read_trials(rdb, sid, set(), after, kept)
+    assert set(kept) == running
+    trials[1].suggest_float("y", 0, 1)  # a param row more
+    trials[2].set_user_attr("k", 1)  # an attr row more
+    again = _compat.read_trials(rdb, sid, running, after, kept)
+    assert again[0] is first[0]  # nothing changed: the same object
+    assert again[1] is not first[1] and again[1].params == {"y": again[1].params["y"]}
+    assert again[2] is not first[2] and again[2].user_attrs == {"k": 1}
+    study.tell(trials[0], 1.0)
+    last = _compat.read_trials(rdb, sid, running, after, kept)
+    assert last[0].state == TrialState.COMPLETE and last[0].values == [1.0]
+    assert set(kept) == running - {trials[0]._trial_id}  # finished: no longer kept
+    assert [_fields(t) for t in last] == [
+        _fields(t) for t in rdb._get_trials(sid, None, running, after)
+    ]
+
+
+def test_read_trials_of_more_ids_than_an_in_list_is_optunas_read(tmp_path: Path) -> None:
+    rdb = RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+    study = optuna.create_study(storage=rdb, study_name="s")
+    for _ in range(_compat._IN_CHUNK + 20):  # waiting trials, all unfinished
+        study.enqueue_trial({"x": 0.5}, skip_if_exists=False)
+    study.add_trial(optuna.trial.create_trial(value=1.0))
+    sid = study._study_id
+    ids = [t._trial_id for t in study.get_trials()]
+    included = set(ids[:-1])
+    ours = _compat.read_trials(rdb, sid, included, ids[-1] - 1)
+    assert [_fields(t) for t in ours] == [
+        _fields(t) for t in rdb._get_trials(sid, None, included, ids[-1] - 1)
+    ]
+    everything = _compat.read_trials(rdb, sid, set(), -1)  # child rows read in chunks
+    assert [_fields(t) for t in everything] == [
+        _fields(t) for t in rdb._get_trials(sid, None, set(), -1)
+    ]
+
+
+def test_storage_proxy_service_turns_each_trial_object_into_a_message_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grpc = pytest.importorskip("grpc")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from optuna.storages._grpc import servicer
+
+    made: list[int] = []
+    real = servicer._to_proto_trial
+
+    def to_proto(trial: FrozenTrial) -> Any:
+        made.append(trial.number)
+        return real(trial)
+
+    monkeypatch.setattr(servicer, "_to_proto_trial", to_proto)
+    url = f"sqlite:///{tmp_path / 'g.db'}"
+    _varied_study(RDBStorage(url), "g")
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    _compat.add_storage_proxy_service(server, _compat.SharedReadCache(RDBStorage(url)))
+    server.start()
+    try:
+        clients = [optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port) for _ in "ab"]
+        expected = [_fields(t, False) for t in RDBStorage(url).get_all_trials(1)]
+        for client in clients:  # each client's first read asks for every trial
+            sid = client.get_study_id_from_name("g")
+            assert [_fields(t, False) for t in client.get_all_trials(sid)] == expected
+        # Two answers of 12 trials: the 10 finished ones made once, the two unfinished ones
+        # once too (unchanged between the reads, the same objects).
+        assert sorted(made) == list(range(12))
+        running = [t for t in clients[0].get_all_trials(sid) if t.state == TrialState.RUNNING]
+        again = clients[1].get_trial(running[0]._trial_id)
+        assert _fields(again, False) == _fields(running[0], False)
+        assert len(made) == 12
+        for client in clients:
+            client.close()
+    finally:
+        server.stop(None)
 
 
 def test_journal_backend_and_file_path(tmp_path: Path) -> None:
