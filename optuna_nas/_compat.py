@@ -219,19 +219,17 @@ def read_trials(
     out = []
     for trial_row in found:
         tid = trial_row[0]
-        signature = (tuple(trial_row), *(tuple(rows[n].get(tid, ())) for n in children))
-        if not trial_row[2].is_finished() and unfinished is not None:
-            old = unfinished.get(tid)
-            if old is not None and old[0] == signature:
-                out.append(old[1])
-                continue
-        trial = _frozen_trial(trial_row, {n: rows[n].get(tid, []) for n in children})
-        if unfinished is not None:
-            if trial.state.is_finished():
+        its = {n: rows[n].get(tid, []) for n in children}
+        if unfinished is None or trial_row[2].is_finished():
+            if unfinished is not None:
                 unfinished.pop(tid, None)
-            else:
-                unfinished[tid] = (signature, trial)
-        out.append(trial)
+            out.append(_frozen_trial(trial_row, its))
+            continue
+        signature = (tuple(trial_row), *(tuple(v) for v in its.values()))
+        kept = unfinished.get(tid)
+        if kept is None or kept[0] != signature:
+            kept = unfinished[tid] = (signature, _frozen_trial(trial_row, its))
+        out.append(kept[1])
     return out
 
 
@@ -338,7 +336,6 @@ class SharedReadCache(_CachedStorage):
             study = self._studies.setdefault(study_id, _StudyInfo())
             included = set(study.unfinished_trial_ids)
             after = study.last_finished_trial_id
-        with self._lock:
             rows = self._unfinished_rows.setdefault(study_id, {})
         trials = read_trials(self._backend, study_id, included, after, rows)
         with self._lock:
