@@ -149,6 +149,89 @@ def _local_naive(utc: datetime.datetime | None) -> datetime.datetime | None:
     return utc.replace(tzinfo=datetime.timezone.utc).astimezone().replace(tzinfo=None)
 
 
+# FrozenTrial attribute -> (model, its columns as (name, num, float, text) of the union below)
+_CHILDREN: dict[str, tuple[Any, tuple[str | None, ...]]] = {
+    "params": (models.TrialParamModel, ("param_name", None, "param_value", "distribution_json")),
+    "values": (models.TrialValueModel, (None, "objective", "value", "value_type")),
+    "user_attrs": (models.TrialUserAttributeModel, ("key", None, None, "value_json")),
+    "system_attrs": (models.TrialSystemAttributeModel, ("key", None, None, "value_json")),
+    "intermediate_values": (
+        models.TrialIntermediateValueModel,
+        (None, "step", "intermediate_value", "intermediate_value_type"),
+    ),
+}
+_CHILD_NAMES = tuple(_CHILDREN)
+_CHILD_TYPES = (sqlalchemy.String, sqlalchemy.Integer, sqlalchemy.Float, sqlalchemy.Text)
+_VALUE_TYPES = models.TrialValueModel.TrialValueType.__members__
+_INTERMEDIATE_TYPES = models.TrialIntermediateValueModel.TrialIntermediateValueType.__members__
+
+
+def _child_row(table: str, name: str, num: int, value: float, text: str) -> tuple[Any, ...]:
+    """The columns read_trials keeps of a row of ``table``, from a row of the union below."""
+    if table == "params":
+        return name, value, text
+    if table == "values":
+        return num, value, _VALUE_TYPES[text]
+    if table == "intermediate_values":
+        return num, value, _INTERMEDIATE_TYPES[text]
+    return name, text  # user_attrs, system_attrs
+
+
+def _children_query() -> Any:
+    """The child rows of the trials whose ids are bound to ``ids`` (an expanding parameter) in
+    the five tables of :data:`_CHILDREN`, as one UNION ALL of ``(table index, trial_id,
+    primary key, name, num, float, text)`` ordered by table and primary key (the order Optuna's
+    read gives). Enum columns come back as their names (SQLAlchemy stores an ``Enum`` by name),
+    so every dialect unions plain types. Built once: SQLAlchemy caches its compiled form."""
+    ids = sqlalchemy.bindparam("ids", expanding=True, type_=sqlalchemy.Integer)
+    selects = []
+    for kind, (model, names) in enumerate(_CHILDREN.values()):
+        table = model.__table__
+        (key,) = table.primary_key.columns
+        cols = [
+            sqlalchemy.type_coerce(sqlalchemy.null(), t)  # a bare NULL: every dialect unions it
+            if c is None
+            else sqlalchemy.cast(table.c[c], t)
+            if isinstance(table.c[c].type, sqlalchemy.Enum)
+            else table.c[c]
+            for c, t in zip(names, _CHILD_TYPES, strict=True)
+        ]
+        selects.append(
+            sqlalchemy.select(
+                sqlalchemy.literal_column(str(kind), sqlalchemy.Integer).label("kind"),
+                table.c.trial_id.label("trial_id"),
+                key.label("pk"),
+                *(c.label(f"c{i}") for i, c in enumerate(cols)),
+            ).where(table.c.trial_id.in_(ids))
+        )
+    union = sqlalchemy.union_all(*selects).subquery()
+    return sqlalchemy.select(union).order_by(union.c.kind, union.c.pk)
+
+
+_CHILDREN_QUERY = _children_query()
+_TRIAL_TABLE = models.TrialModel.__table__
+# A study's trials with an id in ``included`` or above ``after`` (-1: all), by id.
+_TRIALS_QUERY = (
+    sqlalchemy.select(
+        *(
+            _TRIAL_TABLE.c[c]
+            for c in ("trial_id", "number", "state", "datetime_start", "datetime_complete")
+        )
+    )
+    .where(
+        (_TRIAL_TABLE.c.study_id == sqlalchemy.bindparam("study_id"))
+        & (
+            _TRIAL_TABLE.c.trial_id.in_(sqlalchemy.bindparam("included", expanding=True))
+            | (_TRIAL_TABLE.c.trial_id > sqlalchemy.bindparam("after"))
+        )
+    )
+    .order_by(_TRIAL_TABLE.c.trial_id)
+)
+_STUDY_QUERY = sqlalchemy.select(models.StudyModel.__table__.c.study_id).where(
+    models.StudyModel.__table__.c.study_id == sqlalchemy.bindparam("study_id")
+)
+
+
 def read_trials(
     rdb: RDBStorage,
     study_id: int,
@@ -161,9 +244,12 @@ def read_trials(
     (all of them for -1), by id, read with SQLAlchemy Core from the tables of Optuna's models
     (``optuna.storages._rdb.models``) and built as Optuna's
     ``_build_frozen_trial_from_trial_model`` builds them; raises ``KeyError`` for a study that
-    does not exist. The ORM query that Optuna runs makes an object per row and costs about 3x
-    the CPU (measured: 5.3 vs 1.6 ms for 16 running trials of a 2,000-trial PostgreSQL study);
-    the storage server reads a study's running trials for most calls it serves.
+    does not exist. It makes two statements (the trials, then one UNION ALL over the five
+    tables of their rows) where Optuna's ORM query makes seven and an object per row; the
+    storage server reads a study's running trials for most calls it serves. Measured for 16
+    running trials of a 2,000-trial PostgreSQL study (runs of 300 reads, the two versions
+    interleaved): 1.1-1.7 ms CPU and 2.1-3.2 ms wall per read, against 2.7-3.7 and 4.2-5.5 ms
+    with one statement per table; the ORM read took 5.3 ms CPU.
 
     ``unfinished`` (trial id -> (rows, trial)), kept by the caller between reads of one study,
     makes a trial not finished whose rows are the same as at the last read come back as the
@@ -173,53 +259,28 @@ def read_trials(
     included = {i for i in included_trial_ids if i <= trial_id_greater_than}
     if len(included) > _IN_CHUNK:
         return rdb._get_trials(study_id, None, included, trial_id_greater_than)
-    trials = models.TrialModel.__table__
-    where = trials.c.study_id == study_id
-    if included and trial_id_greater_than > -1:
-        where &= trials.c.trial_id.in_(included) | (trials.c.trial_id > trial_id_greater_than)
-    elif trial_id_greater_than > -1:
-        where &= trials.c.trial_id > trial_id_greater_than
-    columns = ("trial_id", "number", "state", "datetime_start", "datetime_complete")
-    # FrozenTrial attribute -> (model, its columns after trial_id); rows in primary-key order
-    children: dict[str, tuple[Any, tuple[str, ...]]] = {
-        "params": (models.TrialParamModel, ("param_name", "param_value", "distribution_json")),
-        "values": (models.TrialValueModel, ("objective", "value", "value_type")),
-        "user_attrs": (models.TrialUserAttributeModel, ("key", "value_json")),
-        "system_attrs": (models.TrialSystemAttributeModel, ("key", "value_json")),
-        "intermediate_values": (
-            models.TrialIntermediateValueModel,
-            ("step", "intermediate_value", "intermediate_value_type"),
-        ),
-    }
     with rdb.engine.connect() as conn:
         found = conn.execute(
-            sqlalchemy.select(*(trials.c[c] for c in columns))
-            .where(where)
-            .order_by(trials.c.trial_id)
+            _TRIALS_QUERY,
+            {"study_id": study_id, "included": sorted(included), "after": trial_id_greater_than},
         ).all()
         if not found:
-            studies = models.StudyModel.__table__
-            query = sqlalchemy.select(studies.c.study_id).where(studies.c.study_id == study_id)
-            if conn.execute(query).first() is None:
+            if conn.execute(_STUDY_QUERY, {"study_id": study_id}).first() is None:
                 raise KeyError(f"No study with study_id {study_id} exists.")
             return []
         ids = [row[0] for row in found]
-        rows: dict[str, dict[int, list[Any]]] = {name: {} for name in children}
-        for name, (model, names) in children.items():
-            table = model.__table__
-            (key,) = table.primary_key.columns
-            for start in range(0, len(ids), _IN_CHUNK):
-                query = (
-                    sqlalchemy.select(table.c.trial_id, *(table.c[c] for c in names))
-                    .where(table.c.trial_id.in_(ids[start : start + _IN_CHUNK]))
-                    .order_by(key)
-                )
-                for row in conn.execute(query):
-                    rows[name].setdefault(row[0], []).append(tuple(row[1:]))
+        rows: dict[str, dict[int, list[Any]]] = {name: {} for name in _CHILDREN}
+        # One statement per chunk of ids for the five child tables (a UNION ALL): a read of the
+        # running trials is two round trips, not six, which under load is most of its time.
+        chunk = _IN_CHUNK // len(_CHILDREN)
+        for start in range(0, len(ids), chunk):
+            for kind, *row in conn.execute(_CHILDREN_QUERY, {"ids": ids[start : start + chunk]}):
+                name = _CHILD_NAMES[kind]
+                rows[name].setdefault(row[0], []).append(_child_row(name, *row[2:]))
     out = []
     for trial_row in found:
         tid = trial_row[0]
-        its = {n: rows[n].get(tid, []) for n in children}
+        its = {n: rows[n].get(tid, []) for n in _CHILDREN}
         if unfinished is None or trial_row[2].is_finished():
             if unfinished is not None:
                 unfinished.pop(tid, None)
